@@ -1,5 +1,15 @@
 //! ferlite: facial emotion recognition with a small residual CNN that trains and runs on a plain CPU.
+//!
+//! Layout: [`data`] reads FER2013 (CSV or folders) and augments it; [`model`] is the network;
+//! [`nn`] the layers and optimisers it is built from; [`train`] the training loop and checkpoints;
+//! [`eval`] metrics and plots; [`predict`] turns face images into emotions.
 
+pub mod data;
 pub mod emotion;
+pub mod eval;
 pub mod model;
 pub mod nn;
+pub mod predict;
+pub mod rng;
+pub mod train;
+pub mod weights;

@@ -1,1 +1,77 @@
-fn main(){}
+//! The `ferlite` command line: parses arguments and hands each subcommand to the library.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Facial emotion recognition on a plain CPU: a 552k-parameter residual CNN for 48x48 faces
+/// (angry, disgust, fear, happy, sad, surprise, neutral), trained on FER2013.
+#[derive(Parser)]
+#[command(name = "ferlite", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on FER2013 (CSV or image folders), checkpointing every epoch.
+    Train(cli::train::TrainArgs),
+    /// Measure a model on labelled faces: accuracy, per-class scores, confusion matrix, ROC/AUC.
+    Evaluate(cli::evaluate::EvaluateArgs),
+    /// Classify face images: top emotion and all seven probabilities.
+    Predict(cli::predict::PredictArgs),
+    /// Print the network's layers, output shapes, parameters and multiply-adds.
+    Summary(cli::summary::SummaryArgs),
+    /// Measure training and inference speed on this machine.
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    // Exit quietly when stdout is closed early (`ferlite predict dir | head`), as Unix tools do,
+    // instead of panicking on the failed write.
+    // SAFETY: restoring the default SIGPIPE disposition before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("error: cannot set up {n} threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match cli.command {
+        Command::Train(args) => cli::train::run(args),
+        Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Predict(args) => cli::predict::run(args),
+        Command::Summary(args) => cli::summary::run(args),
+        Command::Bench(args) => cli::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,6 +8,9 @@ use super::params::{Init, Layout, Slot};
 use super::Tensor;
 use rayon::prelude::*;
 
+/// Number of image groups whose weight gradients are computed in parallel and summed in order.
+const GRAD_GROUPS: usize = 8;
+
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     pub cin: usize,
@@ -59,45 +62,36 @@ impl Conv2d {
         let k = self.patch_len();
         let weight = self.weight.of(params);
         let mut dx = need_input_grad.then(|| Tensor::zeros(x.shape));
-        let per_image = |(dw, mut bufs): (Vec<f32>, (Vec<f32>, Vec<f32>)), (i, dx_img): (usize, Option<&mut [f32]>)| {
-            let x_img = &x.data[i * cin * hw..(i + 1) * cin * hw];
-            let dy_img = &dy.data[i * self.cout * hw..(i + 1) * self.cout * hw];
-            let mut dw = dw;
-            {
-                let cols = self.lower(x_img, h, w, &mut bufs.0);
+        // Images are split into a fixed number of groups whose weight gradients are summed in
+        // order, so the result does not depend on the thread count or scheduling (a resumed run
+        // reproduces an uninterrupted one bit for bit).
+        let group = n.div_ceil(GRAD_GROUPS).max(1);
+        let group_grad = |g: usize, mut dx_group: Option<&mut [f32]>| {
+            let (mut dw, mut cols, mut dcols) = (vec![0.0f32; self.cout * k], Vec::new(), Vec::new());
+            for i in g * group..((g + 1) * group).min(n) {
+                let x_img = &x.data[i * cin * hw..(i + 1) * cin * hw];
+                let dy_img = &dy.data[i * self.cout * hw..(i + 1) * self.cout * hw];
+                let patches = self.lower(x_img, h, w, &mut cols);
                 // dW[cout, k] += dY[cout, hw] · cols^T[hw, k]
-                sgemm(self.cout, hw, k, dy_img, row_major(hw), cols, transposed(hw), 1.0, &mut dw, row_major(k));
-            }
-            if let Some(dx_img) = dx_img {
+                sgemm(self.cout, hw, k, dy_img, row_major(hw), patches, transposed(hw), 1.0, &mut dw, row_major(k));
+                let Some(dx_group) = dx_group.as_deref_mut() else { continue };
+                let dx_img = &mut dx_group[(i - g * group) * cin * hw..][..cin * hw];
                 if self.kernel == 1 {
                     // dX[cin, hw] = W^T[cin, cout] · dY[cout, hw]
                     sgemm(cin, self.cout, hw, weight, transposed(cin), dy_img, row_major(hw), 0.0, dx_img, row_major(hw));
                 } else {
-                    let dcols = &mut bufs.1;
                     dcols.resize(k * hw, 0.0);
-                    sgemm(k, self.cout, hw, weight, transposed(k), dy_img, row_major(hw), 0.0, dcols, row_major(hw));
-                    col2im_3x3(dcols, cin, h, w, dx_img);
+                    sgemm(k, self.cout, hw, weight, transposed(k), dy_img, row_major(hw), 0.0, &mut dcols, row_major(hw));
+                    col2im_3x3(&dcols, cin, h, w, dx_img);
                 }
             }
-            (dw, bufs)
+            dw
         };
-        let init = || (vec![0.0f32; self.cout * k], (Vec::new(), Vec::new()));
-        let dw = match dx.as_mut() {
-            Some(dx) => dx
-                .data
-                .par_chunks_mut(cin * hw)
-                .enumerate()
-                .map(|(i, c)| (i, Some(c)))
-                .fold(init, per_image)
-                .map(|(dw, _)| dw)
-                .reduce(|| vec![0.0; self.cout * k], add_into),
-            None => (0..n)
-                .into_par_iter()
-                .map(|i| (i, None))
-                .fold(init, per_image)
-                .map(|(dw, _)| dw)
-                .reduce(|| vec![0.0; self.cout * k], add_into),
+        let partials: Vec<Vec<f32>> = match dx.as_mut() {
+            Some(dx) => dx.data.par_chunks_mut(group * cin * hw).enumerate().map(|(g, d)| group_grad(g, Some(d))).collect(),
+            None => (0..n.div_ceil(group)).into_par_iter().map(|g| group_grad(g, None)).collect(),
         };
+        let dw = partials.into_iter().reduce(add_into).unwrap_or_default();
         for (g, d) in self.weight.of_mut(grads).iter_mut().zip(&dw) {
             *g += d;
         }

@@ -117,57 +117,39 @@ impl BatchNorm2d {
     }
 }
 
-/// Per-channel sum and sum of squares over batch and positions, in f64 so large batches keep precision.
+/// Per-channel sum and sum of squares over batch and positions: per-image partial sums in
+/// parallel, added in image order in f64, so the result is the same on any number of threads.
 fn per_channel_moments(x: &Tensor) -> Vec<(f64, f64)> {
     let c = x.channels();
     let hw = x.plane();
-    x.data
+    let per_image: Vec<Vec<(f32, f32)>> = x
+        .data
         .par_chunks(x.image_len())
-        .fold(
-            || vec![(0.0f64, 0.0f64); c],
-            |mut acc, img| {
-                for (a, plane) in acc.iter_mut().zip(img.chunks(hw)) {
-                    let (s, q) = plane.iter().fold((0.0f32, 0.0f32), |(s, q), &v| (s + v, q + v * v));
-                    a.0 += s as f64;
-                    a.1 += q as f64;
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![(0.0, 0.0); c],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| {
-                    x.0 += y.0;
-                    x.1 += y.1;
-                });
-                a
-            },
-        )
+        .map(|img| img.chunks(hw).map(|plane| plane.iter().fold((0.0f32, 0.0f32), |(s, q), &v| (s + v, q + v * v))).collect())
+        .collect();
+    let mut sums = vec![(0.0f64, 0.0f64); c];
+    for img in per_image {
+        sums.iter_mut().zip(img).for_each(|(a, (s, q))| {
+            a.0 += s as f64;
+            a.1 += q as f64;
+        });
+    }
+    sums
 }
 
-/// Per-channel `sum(a * b)` over batch and positions.
+/// Per-channel `sum(a * b)` over batch and positions (deterministic as above).
 fn per_channel_dot(a: &Tensor, b: &Tensor) -> Vec<f32> {
     let c = a.channels();
     let hw = a.plane();
-    a.data
+    let per_image: Vec<Vec<f32>> = a
+        .data
         .par_chunks(a.image_len())
         .zip(b.data.par_chunks(b.image_len()))
-        .fold(
-            || vec![0.0f64; c],
-            |mut acc, (ia, ib)| {
-                for (ch, s) in acc.iter_mut().enumerate() {
-                    let r = ch * hw..(ch + 1) * hw;
-                    *s += ia[r.clone()].iter().zip(&ib[r]).map(|(x, y)| (x * y) as f64).sum::<f64>();
-                }
-                acc
-            },
-        )
-        .reduce(|| vec![0.0; c], |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        })
-        .into_iter()
-        .map(|v| v as f32)
-        .collect()
+        .map(|(ia, ib)| ia.chunks(hw).zip(ib.chunks(hw)).map(|(pa, pb)| pa.iter().zip(pb).map(|(x, y)| x * y).sum()).collect())
+        .collect();
+    let mut sums = vec![0.0f64; c];
+    for img in per_image {
+        sums.iter_mut().zip(img).for_each(|(s, v): (&mut f64, f32)| *s += v as f64);
+    }
+    sums.into_iter().map(|v| v as f32).collect()
 }

@@ -1,0 +1,72 @@
+use anyhow::Result;
+use ferlite::emotion::NUM_CLASSES;
+use ferlite::model::{Network, NetworkConfig};
+use ferlite::nn::loss::cross_entropy;
+use ferlite::nn::optim::Optimizer;
+use ferlite::nn::Tensor;
+use ferlite::rng::rng_for;
+use rand::Rng;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Timed repetitions per measurement (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Training batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+/// Median and spread of repeated timings.
+fn stats(mut seconds: Vec<f64>) -> (f64, f64, f64) {
+    seconds.sort_by(f64::total_cmp);
+    (seconds[seconds.len() / 2], seconds[0], seconds[seconds.len() - 1])
+}
+
+fn time(repeats: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
+    f();
+    stats((0..repeats.max(1)).map(|_| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    }).collect())
+}
+
+fn random_batch(n: usize) -> Tensor {
+    let mut rng = rng_for(&[n as u64]);
+    Tensor::from_vec([n, 1, 48, 48], (0..n * 2304).map(|_| rng.random_range(-2.0..2.0)).collect())
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let threads = rayon::current_num_threads();
+    println!("ferlite bench: paper network, {threads} thread(s), median of {} (min..max)", args.repeats);
+    let mut net = Network::new(NetworkConfig::paper(), 0);
+
+    // Training step: forward, loss, backward, SGD update.
+    let bs = args.batch_size;
+    let x = random_batch(bs);
+    let labels: Vec<usize> = (0..bs).map(|i| i % NUM_CLASSES).collect();
+    let mut opt = Optimizer::new(Default::default(), net.param_layout.decay_mask());
+    let mut grads = vec![0.0; net.num_params()];
+    let mut step = 0u64;
+    let (med, lo, hi) = time(args.repeats, || {
+        step += 1;
+        let (logits, tape) = net.forward_train(x.clone(), &mut rng_for(&[step]));
+        let out = cross_entropy(&logits.data, &labels, NUM_CLASSES, 0.1, None);
+        grads.fill(0.0);
+        net.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
+        opt.step(&mut net.params, &grads, 0.01);
+    });
+    println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+
+    for n in [1usize, 256] {
+        let x = random_batch(n);
+        let (med, lo, hi) = time(if n == 1 { args.repeats * 20 } else { args.repeats }, || {
+            std::hint::black_box(net.forward(&x));
+        });
+        println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! One module per subcommand: its arguments and how it calls the library.
+
+pub mod bench;
+pub mod evaluate;
+pub mod predict;
+pub mod summary;
+pub mod train;
+
+use ferlite::data::{BadInput, Split};
+
+/// `--split` / `--usage`, shared by the commands that read labelled data.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Which split to read: a CSV's Usage (train=Training, val=PublicTest, test=PrivateTest) or a
+    /// folder's `train/`, `val/`, `test/`. Ignored for a folder that directly holds class folders.
+    #[arg(long, value_enum)]
+    pub split: Option<Split>,
+    /// The CSV `Usage` to read (Training, PublicTest, PrivateTest); same as --split.
+    #[arg(long, value_parser = ["Training", "PublicTest", "PrivateTest"], conflicts_with = "split")]
+    pub usage: Option<String>,
+    /// Leave out bad CSV rows and unreadable images (each logged, then counted) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+impl DataArgs {
+    pub fn split(&self) -> Option<Split> {
+        self.split.or(match self.usage.as_deref() {
+            Some("Training") => Some(Split::Train),
+            Some("PublicTest") => Some(Split::Val),
+            Some("PrivateTest") => Some(Split::Test),
+            _ => None,
+        })
+    }
+
+    pub fn bad_input(&self) -> BadInput {
+        if self.skip_bad {
+            BadInput::Skip
+        } else {
+            BadInput::Abort
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Image folders: `<split>/<class>/*.{jpg,png,...}`, the layout of the image-folder FER2013 release.
+//! Images of another size or in colour are converted to gray and resized to 48x48.
+
+use super::{BadInput, DataError, FaceSet, Split};
+use crate::emotion::{emotion_index, FACE_SIZE};
+use image::imageops::FilterType;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Extensions read as images; other files (README, .DS_Store, ...) are ignored.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// Images are refused above this decoded size, so a decompression bomb cannot exhaust memory.
+pub const MAX_IMAGE_BYTES: u64 = 512 * 1024 * 1024;
+
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Decodes any supported image file with bounded memory.
+pub fn open_image(path: &Path) -> Result<image::DynamicImage, DataError> {
+    let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?
+        .with_guessed_format()
+        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| bad(e.to_string()))
+}
+
+/// Any image as a 48x48 gray face: converted to luma, resized (Catmull-Rom) when it is another size.
+pub fn face_pixels(img: &image::DynamicImage) -> Vec<u8> {
+    let gray = img.to_luma8();
+    let gray = if gray.dimensions() == (FACE_SIZE as u32, FACE_SIZE as u32) {
+        gray
+    } else {
+        image::imageops::resize(&gray, FACE_SIZE as u32, FACE_SIZE as u32, FilterType::CatmullRom)
+    };
+    gray.into_raw()
+}
+
+/// Reads an image file as a 48x48 gray face.
+pub fn load_face(path: &Path) -> Result<Vec<u8>, DataError> {
+    open_image(path).map(|img| face_pixels(&img))
+}
+
+/// Whether `path` directly holds class folders (`happy/`, ...), rather than split folders.
+pub fn holds_class_folders(path: &Path) -> bool {
+    subdirs(path).is_ok_and(|dirs| dirs.iter().any(|d| dir_name(d).is_some_and(|n| emotion_index(&n).is_some())))
+}
+
+/// The folder holding class folders: `path` itself, or its subfolder for `split`.
+fn split_dir(path: &Path, split: Option<Split>) -> Result<PathBuf, DataError> {
+    if holds_class_folders(path) {
+        return Ok(path.to_path_buf());
+    }
+    let wanted = split.unwrap_or(Split::Test);
+    for dir in subdirs(path)? {
+        if dir_name(&dir).is_some_and(|n| wanted.folder_names().contains(&n.to_ascii_lowercase().as_str())) {
+            return Ok(dir);
+        }
+    }
+    let hint = match split {
+        Some(s) => format!(" and no `{}/` split folder", s.folder_names()[0]),
+        None => " (pass --split to pick train/, val/ or test/)".to_string(),
+    };
+    Err(DataError::NoFaces { path: path.to_path_buf(), hint: format!(": no class folders (angry/, happy/, ...){hint}") })
+}
+
+fn subdirs(path: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let entries = std::fs::read_dir(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn dir_name(path: &Path) -> Option<String> {
+    path.file_name().and_then(|n| n.to_str()).map(str::to_string)
+}
+
+pub fn load_folder(path: &Path, split: Option<Split>, bad: BadInput) -> Result<FaceSet, DataError> {
+    let root = split_dir(path, split)?;
+    // Collect (file, label) first so decoding can run in parallel.
+    let mut files = Vec::new();
+    for dir in subdirs(&root)? {
+        let name = dir_name(&dir).unwrap_or_default();
+        if name.starts_with('.') {
+            continue;
+        }
+        let Some(label) = emotion_index(&name) else {
+            report(DataError::UnknownClassFolder { path: dir.clone(), name }, bad)?;
+            continue;
+        };
+        let entries = std::fs::read_dir(&dir).map_err(|e| DataError::Io { path: dir.clone(), source: e })?;
+        let mut images: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_image_file(p)).collect();
+        if images.is_empty() {
+            report(DataError::EmptyClassFolder { path: dir.clone() }, bad)?;
+        }
+        images.sort();
+        files.extend(images.into_iter().map(|p| (p, label as u8)));
+    }
+    let decoded: Vec<(Result<Vec<u8>, DataError>, u8, PathBuf)> = files.into_par_iter().map(|(p, l)| (load_face(&p), l, p)).collect();
+    let mut set = FaceSet::default();
+    for (pixels, label, path) in decoded {
+        match pixels {
+            Ok(px) => set.push(&px, label, path.display().to_string()),
+            Err(e) => {
+                report(e, bad)?;
+                set.skipped += 1;
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// Aborts with `err`, or logs it when bad input is skipped.
+fn report(err: DataError, bad: BadInput) -> Result<(), DataError> {
+    match bad {
+        BadInput::Abort => Err(err),
+        BadInput::Skip => {
+            tracing::warn!("skipping {err}");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, RgbImage};
+
+    fn face(dir: &Path, class: &str, name: &str, value: u8) {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        GrayImage::from_pixel(48, 48, Luma([value])).save(dir.join(class).join(name)).unwrap();
+    }
+
+    #[test]
+    fn reads_split_folders_in_class_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let val = tmp.path().join("val");
+        face(&val, "sad", "a.png", 10);
+        face(&val, "angry", "b.png", 20);
+        face(&tmp.path().join("train"), "happy", "c.png", 30);
+        let set = load_folder(tmp.path(), Some(Split::Val), BadInput::Abort).unwrap();
+        assert_eq!(set.labels, vec![0, 4]);
+        assert_eq!(set.face(0)[0], 20);
+        // A split folder given directly works too.
+        assert_eq!(load_folder(&val, None, BadInput::Abort).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn converts_colour_and_resizes_to_48() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("happy")).unwrap();
+        RgbImage::from_pixel(100, 80, image::Rgb([200, 200, 200])).save(tmp.path().join("happy/big.jpg")).unwrap();
+        let set = load_folder(tmp.path(), None, BadInput::Abort).unwrap();
+        assert_eq!(set.pixels.len(), 48 * 48);
+        assert!((set.face(0)[24 * 48] as i32 - 200).abs() <= 2);
+    }
+
+    #[test]
+    fn rejects_corrupt_image_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        face(tmp.path(), "fear", "ok.png", 1);
+        std::fs::write(tmp.path().join("fear/broken.jpg"), b"not a jpeg at all").unwrap();
+        let err = load_folder(tmp.path(), None, BadInput::Abort).unwrap_err().to_string();
+        assert!(err.contains("broken.jpg") && err.contains("cannot decode"), "{err}");
+        let set = load_folder(tmp.path(), None, BadInput::Skip).unwrap();
+        assert_eq!((set.len(), set.skipped), (1, 1));
+    }
+
+    #[test]
+    fn rejects_empty_class_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        face(tmp.path(), "fear", "ok.png", 1);
+        std::fs::create_dir_all(tmp.path().join("disgust")).unwrap();
+        let err = load_folder(tmp.path(), None, BadInput::Abort).unwrap_err().to_string();
+        assert!(err.contains("disgust") && err.contains("no images"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_class_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        face(tmp.path(), "happy", "ok.png", 1);
+        face(tmp.path(), "contempt", "x.png", 1);
+        let err = load_folder(tmp.path(), None, BadInput::Abort).unwrap_err().to_string();
+        assert!(err.contains("`contempt` is not an emotion class"), "{err}");
+    }
+
+    #[test]
+    fn folder_without_classes_or_split_names_the_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = load_folder(tmp.path(), Some(Split::Val), BadInput::Abort).unwrap_err().to_string();
+        assert!(err.contains("no class folders") && err.contains("val/"), "{err}");
+    }
+}

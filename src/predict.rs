@@ -1,0 +1,117 @@
+//! From 48x48 faces to emotions: the [`Predictor`] wraps a trained network, batches faces, and
+//! optionally averages test-time-augmented views. Face detection (full photos) feeds it crops.
+
+use crate::data::augment::fixed_view;
+use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
+use crate::model::Network;
+use crate::nn::loss::softmax_rows;
+use crate::nn::Tensor;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+
+/// The trained model compiled into the binary, if one has shipped (see README, "Model").
+pub const EMBEDDED_MODEL: Option<&[u8]> = None;
+
+/// Test-time augmentation: average the probabilities of several views of each face.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tta {
+    /// One view: the face as given.
+    #[default]
+    None,
+    /// Two views: the face and its mirror image.
+    Flip,
+    /// Ten views: centre and four corner shifts by 2 px, each also mirrored.
+    TenCrop,
+}
+
+impl Tta {
+    /// `(mirror, dx, dy)` of each view.
+    fn views(self) -> &'static [(bool, f32, f32)] {
+        const SHIFTS: [(bool, f32, f32); 10] = [
+            (false, 0.0, 0.0), (true, 0.0, 0.0),
+            (false, -2.0, -2.0), (true, -2.0, -2.0), (false, 2.0, -2.0), (true, 2.0, -2.0),
+            (false, -2.0, 2.0), (true, -2.0, 2.0), (false, 2.0, 2.0), (true, 2.0, 2.0),
+        ];
+        match self {
+            Tta::None => &SHIFTS[..1],
+            Tta::Flip => &SHIFTS[..2],
+            Tta::TenCrop => &SHIFTS,
+        }
+    }
+}
+
+/// One face's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    pub emotion: &'static str,
+    pub class_index: usize,
+    pub confidence: f32,
+    /// Probability per class, in [`EMOTIONS`] order.
+    pub probabilities: [f32; NUM_CLASSES],
+}
+
+impl Prediction {
+    pub fn from_probabilities(probabilities: [f32; NUM_CLASSES]) -> Self {
+        let class_index = (0..NUM_CLASSES).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap_or(0);
+        Prediction { emotion: EMOTIONS[class_index], class_index, confidence: probabilities[class_index], probabilities }
+    }
+}
+
+pub struct Predictor {
+    pub network: Network,
+    /// Faces per forward pass.
+    pub batch_size: usize,
+}
+
+impl Predictor {
+    pub fn new(network: Network) -> Self {
+        Predictor { network, batch_size: 256 }
+    }
+
+    /// The model at `path`, or the embedded one when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let network = match (path, EMBEDDED_MODEL) {
+            (Some(p), _) => Network::load(p)?,
+            (None, Some(bytes)) => Network::from_bytes(bytes).context("embedded model is unreadable")?,
+            (None, None) => anyhow::bail!("this build has no embedded model yet: pass --model <weights.safetensors> (e.g. runs/paper/best.safetensors from `ferlite train`)"),
+        };
+        Ok(Predictor::new(network))
+    }
+
+    /// Class probabilities for `faces` (48x48 gray pixels, face after face), `n * 7` values.
+    pub fn probabilities(&self, faces: &[u8], tta: Tta) -> Vec<f32> {
+        assert_eq!(faces.len() % FACE_PIXELS, 0, "faces must be whole 48x48 images");
+        let n = faces.len() / FACE_PIXELS;
+        let views = tta.views();
+        let mut sums = vec![0.0f32; n * NUM_CLASSES];
+        for (chunk_index, chunk) in faces.chunks(self.batch_size * FACE_PIXELS).enumerate() {
+            let m = chunk.len() / FACE_PIXELS;
+            for &(flip, dx, dy) in views {
+                let mut input = Tensor::zeros([m, 1, FACE_SIZE, FACE_SIZE]);
+                for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(chunk.chunks(FACE_PIXELS)) {
+                    if (flip, dx, dy) == (false, 0.0, 0.0) {
+                        normalize_pixels(face, out);
+                    } else {
+                        fixed_view(face, flip, dx, dy, out);
+                    }
+                }
+                let probs = softmax_rows(&self.network.forward(&input).data, NUM_CLASSES);
+                let start = chunk_index * self.batch_size * NUM_CLASSES;
+                sums[start..start + probs.len()].iter_mut().zip(&probs).for_each(|(s, p)| *s += p);
+            }
+        }
+        let k = views.len() as f32;
+        sums.iter_mut().for_each(|s| *s /= k);
+        sums
+    }
+
+    /// One [`Prediction`] per face.
+    pub fn predict(&self, faces: &[u8], tta: Tta) -> Vec<Prediction> {
+        self.probabilities(faces, tta)
+            .chunks(NUM_CLASSES)
+            .map(|p| Prediction::from_probabilities(p.try_into().expect("seven probabilities")))
+            .collect()
+    }
+}

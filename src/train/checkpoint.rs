@@ -1,0 +1,65 @@
+//! The resumable state of a run, written atomically after every epoch to `checkpoint.safetensors`:
+//! the model, the optimiser's moment buffers, and (as JSON metadata) the config, the epoch reached,
+//! the schedule's state and the best validation accuracy so far. Randomness needs no state here:
+//! every draw is seeded from (seed, epoch, step) (see `rng`).
+
+use super::config::TrainConfig;
+use crate::model::Network;
+use crate::nn::optim::Optimizer;
+use crate::nn::schedule::ScheduleState;
+use crate::weights::TensorFile;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+const STATE_KEY: &str = "ferlite.train_state";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    /// Epochs completed (the next epoch to run has this index).
+    pub epochs_done: usize,
+    pub steps_done: usize,
+    pub schedule: ScheduleState,
+    pub best_val_accuracy: f64,
+    pub best_epoch: Option<usize>,
+}
+
+pub struct Checkpoint {
+    pub network: Network,
+    pub optimizer: Optimizer,
+    pub state: TrainState,
+}
+
+impl Checkpoint {
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut file = self.network.to_tensor_file();
+        let layout = &self.network.param_layout;
+        file.push_layout("optimizer.first.", layout, &self.optimizer.first);
+        if !self.optimizer.second.is_empty() {
+            file.push_layout("optimizer.second.", layout, &self.optimizer.second);
+        }
+        file.metadata.insert(STATE_KEY.into(), serde_json::to_string(&self.state)?);
+        file.metadata.insert("ferlite.optimizer_steps".into(), self.optimizer.steps.to_string());
+        file.write_atomic(&dir.join(CHECKPOINT_FILE))
+    }
+
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CHECKPOINT_FILE);
+        if !path.exists() {
+            bail!("{}: no checkpoint to resume from (has `ferlite train --out {}` completed an epoch?)", path.display(), dir.display());
+        }
+        let file = TensorFile::read(&path)?;
+        let ctx = || format!("{}: not a usable checkpoint", path.display());
+        let network = Network::from_tensor_file(&file).with_context(ctx)?;
+        let state: TrainState = serde_json::from_str(file.metadata.get(STATE_KEY).with_context(ctx)?).with_context(ctx)?;
+        let mut optimizer = Optimizer::new(state.config.optimizer.clone(), network.param_layout.decay_mask());
+        optimizer.steps = file.metadata.get("ferlite.optimizer_steps").and_then(|s| s.parse().ok()).unwrap_or(0);
+        file.read_layout("optimizer.first.", &network.param_layout, &mut optimizer.first).with_context(ctx)?;
+        if !optimizer.second.is_empty() {
+            file.read_layout("optimizer.second.", &network.param_layout, &mut optimizer.second).with_context(ctx)?;
+        }
+        Ok(Checkpoint { network, optimizer, state })
+    }
+}

@@ -1,0 +1,75 @@
+//! Everything that determines a training run; saved as `config.json` in the run folder and inside
+//! every checkpoint, so a model always says how it was trained.
+
+use crate::data::augment::AugmentConfig;
+use crate::model::NetworkConfig;
+use crate::nn::optim::OptimizerConfig;
+use crate::nn::schedule::ScheduleConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassWeighting {
+    /// Every face counts the same.
+    None,
+    /// Each class weighted by 1/sqrt(frequency), normalised to mean 1: helps rare classes (disgust)
+    /// without the instability of full inverse-frequency weights.
+    InverseSqrt,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub network: NetworkConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f32,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+    pub label_smoothing: f32,
+    pub class_weighting: ClassWeighting,
+    pub augment: AugmentConfig,
+    /// Seeds initialisation, shuffling, augmentation and dropout.
+    pub seed: u64,
+    /// Use at most this many training faces per class (quick runs).
+    pub limit_per_class: Option<usize>,
+    /// Where the training faces came from (CSV or folder) and which split; recorded for `--resume`.
+    pub train_data: Option<String>,
+    /// Where the validation faces came from, when not the same source as training.
+    pub val_data: Option<String>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            network: NetworkConfig::paper(),
+            epochs: 50,
+            batch_size: 64,
+            lr: 0.05,
+            optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig::default(),
+            label_smoothing: 0.1,
+            class_weighting: ClassWeighting::None,
+            augment: AugmentConfig::default(),
+            seed: 42,
+            limit_per_class: None,
+            train_data: None,
+            val_data: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Per-class loss weights for these class counts (`None` when unweighted).
+    pub fn class_weights(&self, counts: &[usize]) -> Option<Vec<f32>> {
+        match self.class_weighting {
+            ClassWeighting::None => None,
+            ClassWeighting::InverseSqrt => {
+                let raw: Vec<f32> = counts.iter().map(|&c| 1.0 / (c.max(1) as f32).sqrt()).collect();
+                let mean = raw.iter().sum::<f32>() / raw.len() as f32;
+                Some(raw.iter().map(|w| w / mean).collect())
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! `ferlite train`: the training loop. One epoch = shuffled, augmented mini-batches with SGD or
+//! AdamW, then a validation pass; after each epoch the run folder gets:
+//!
+//! - `checkpoint.safetensors`: everything to resume (see [`checkpoint`]), written atomically;
+//! - `best.safetensors`: the weights with the best validation accuracy so far;
+//! - `last.safetensors`: the latest weights;
+//! - `metrics.jsonl`: one JSON row per epoch (losses, accuracies, lr, seconds, img/s);
+//! - `config.json`: the run's [`TrainConfig`].
+//!
+//! A killed run loses at most the epoch in progress: `--resume` reloads the checkpoint, and since
+//! every random draw is seeded by (seed, epoch, step), continues exactly as if never stopped.
+
+pub mod checkpoint;
+pub mod config;
+
+use crate::data::loader::{epoch_order, for_each_batch, Augmentation};
+use crate::data::FaceSet;
+use crate::emotion::NUM_CLASSES;
+use crate::eval::Evaluation;
+use crate::model::Network;
+use crate::nn::loss::cross_entropy;
+use crate::nn::optim::Optimizer;
+use crate::nn::Tensor;
+use crate::predict::{Predictor, Tta};
+use crate::rng::{derive_seed, rng_for, site};
+use anyhow::{Context, Result};
+use checkpoint::{Checkpoint, TrainState};
+use config::TrainConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const BEST_FILE: &str = "best.safetensors";
+pub const LAST_FILE: &str = "last.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+
+/// One row of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub val_macro_f1: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+    pub seconds: f64,
+    pub train_images_per_second: f64,
+}
+
+/// A training run bound to its folder.
+pub struct Trainer {
+    pub dir: PathBuf,
+    pub network: Network,
+    pub optimizer: Optimizer,
+    pub state: TrainState,
+    /// Show a progress bar (when the terminal is interactive).
+    pub progress: bool,
+}
+
+impl Trainer {
+    /// A new run in `dir` (created; an existing checkpoint there is refused, use `resume`).
+    pub fn start(dir: &Path, config: TrainConfig) -> Result<Self> {
+        if dir.join(checkpoint::CHECKPOINT_FILE).exists() {
+            anyhow::bail!("{}: a run already exists here; continue it with `ferlite train --resume {0}` or choose another --out", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run folder", dir.display()))?;
+        std::fs::write(dir.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?)?;
+        let network = Network::new(config.network.clone(), derive_seed(&[config.seed, site::INIT]));
+        let optimizer = Optimizer::new(config.optimizer.clone(), network.param_layout.decay_mask());
+        let state = TrainState { config, epochs_done: 0, steps_done: 0, schedule: Default::default(), best_val_accuracy: f64::NEG_INFINITY, best_epoch: None };
+        // Start a fresh metrics log.
+        std::fs::write(dir.join(METRICS_FILE), "")?;
+        Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, state, progress: true })
+    }
+
+    /// Continues the run in `dir` from its last checkpoint.
+    pub fn resume(dir: &Path) -> Result<Self> {
+        let Checkpoint { network, optimizer, state } = Checkpoint::load(dir)?;
+        truncate_metrics(&dir.join(METRICS_FILE), state.epochs_done)?;
+        tracing::info!("resuming {} after epoch {} of {}", dir.display(), state.epochs_done, state.config.epochs);
+        Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, state, progress: true })
+    }
+
+    /// Trains until `config.epochs`, checkpointing after each epoch.
+    pub fn run(&mut self, train: &FaceSet, val: &FaceSet) -> Result<()> {
+        let config = self.state.config.clone();
+        let train = match config.limit_per_class {
+            Some(n) => train.limit_per_class(n),
+            None => train.clone(),
+        };
+        let class_weights = config.class_weights(&train.class_counts());
+        tracing::info!(
+            "training on {} faces, validating on {}; {} parameters; epochs {}..{}",
+            train.len(),
+            val.len(),
+            self.network.num_params(),
+            self.state.epochs_done + 1,
+            config.epochs
+        );
+        while self.state.epochs_done < config.epochs {
+            let metrics = self.train_epoch(&train, val, class_weights.as_deref())?;
+            tracing::info!(
+                "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% macro-F1 {:.3} | lr {:.5} | {:.0}s, {:.1} img/s",
+                metrics.epoch,
+                config.epochs,
+                metrics.train_loss,
+                metrics.train_accuracy * 100.0,
+                metrics.val_loss,
+                metrics.val_accuracy * 100.0,
+                metrics.val_macro_f1,
+                metrics.lr,
+                metrics.seconds,
+                metrics.train_images_per_second
+            );
+        }
+        Ok(())
+    }
+
+    fn train_epoch(&mut self, train: &FaceSet, val: &FaceSet, class_weights: Option<&[f32]>) -> Result<EpochMetrics> {
+        let config = self.state.config.clone();
+        let epoch = self.state.epochs_done;
+        let steps_per_epoch = train.len().div_ceil(config.batch_size);
+        let total_steps = steps_per_epoch * config.epochs;
+        let order = epoch_order(train.len(), config.seed, epoch);
+        let augmentation = Augmentation { config: &config.augment, seed: config.seed, epoch };
+        let bar = self.progress_bar(train.len() as u64, epoch + 1, config.epochs);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut grads = vec![0.0f32; self.network.num_params()];
+        let mut lr = 0.0;
+        let mut step_in_epoch = 0usize;
+
+        for_each_batch(train, &order, config.batch_size, Some(augmentation), |batch| {
+            let step = self.state.steps_done;
+            lr = config.schedule.lr_at(config.lr, step, total_steps, steps_per_epoch, &self.state.schedule);
+            let mut dropout_rng = rng_for(&[config.seed, epoch as u64, step_in_epoch as u64, site::DROPOUT]);
+            let (logits, tape) = self.network.forward_train(batch.input, &mut dropout_rng);
+            let out = cross_entropy(&logits.data, &batch.labels, NUM_CLASSES, config.label_smoothing, class_weights);
+            grads.fill(0.0);
+            self.network.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
+            self.optimizer.step(&mut self.network.params, &grads, lr);
+
+            let n = batch.labels.len();
+            let predicted = crate::eval::metrics::argmax_rows(&out.probs, NUM_CLASSES);
+            correct += predicted.iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
+            loss_sum += out.loss as f64 * n as f64;
+            seen += n;
+            self.state.steps_done += 1;
+            step_in_epoch += 1;
+            bar.inc(n as u64);
+            bar.set_message(format!("loss {:.4} acc {:.1}% {:.0} img/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, seen as f64 / started.elapsed().as_secs_f64()));
+            true
+        });
+        let train_seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let validation = Evaluation::run(&Predictor::new(self.network.clone()), val, Tta::None);
+        config.schedule.end_epoch(validation.accuracy as f32, &mut self.state.schedule);
+        self.state.epochs_done += 1;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss: validation.loss,
+            val_accuracy: validation.accuracy,
+            val_macro_f1: validation.macro_f1,
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+            train_images_per_second: seen as f64 / train_seconds,
+        };
+        self.save_epoch(&metrics)?;
+        Ok(metrics)
+    }
+
+    /// Best and last weights, then the checkpoint, then the log row: if killed in between, the
+    /// checkpoint is the truth and `resume` drops log rows past it.
+    fn save_epoch(&mut self, metrics: &EpochMetrics) -> Result<()> {
+        if metrics.val_accuracy > self.state.best_val_accuracy {
+            self.state.best_val_accuracy = metrics.val_accuracy;
+            self.state.best_epoch = Some(metrics.epoch);
+            self.network.save(&self.dir.join(BEST_FILE))?;
+        }
+        self.network.save(&self.dir.join(LAST_FILE))?;
+        Checkpoint { network: self.network.clone(), optimizer: self.optimizer.clone(), state: self.state.clone() }.save(&self.dir)?;
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(METRICS_FILE))?;
+        writeln!(log, "{}", serde_json::to_string(metrics)?)?;
+        Ok(())
+    }
+
+    fn progress_bar(&self, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        bar
+    }
+}
+
+/// Reads `metrics.jsonl`.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad row", path.display(), i + 1))).collect()
+}
+
+/// Keeps the rows of the first `epochs` epochs (rows written after the last checkpoint are dropped).
+fn truncate_metrics(path: &Path, epochs: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let rows: Vec<EpochMetrics> = read_metrics(path)?.into_iter().filter(|m| m.epoch <= epochs).collect();
+    let text: String = rows.iter().map(|r| serde_json::to_string(r).expect("serialisable") + "\n").collect();
+    crate::weights::write_atomic(path, text.as_bytes())
+}

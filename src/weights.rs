@@ -1,0 +1,159 @@
+//! Saving and loading networks as safetensors: one tensor per named slot (`stage2.a.conv.weight`),
+//! the network config as JSON in the header metadata, so a weights file says what it is.
+//! Every write is atomic (temp file + rename): a crash mid-write leaves the old file intact.
+
+use crate::model::{Network, NetworkConfig};
+use crate::nn::params::Layout;
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const NETWORK_KEY: &str = "ferlite.network";
+pub const FORMAT_KEY: &str = "format";
+pub const FORMAT: &str = "ferlite-weights-1";
+
+/// Named f32 tensors plus string metadata: the content of a weights or checkpoint file.
+#[derive(Default)]
+pub struct TensorFile {
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl TensorFile {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let bytes: Vec<Vec<u8>> = self.tensors.iter().map(|(_, _, v)| v.iter().flat_map(|f| f.to_le_bytes()).collect()).collect();
+        let views = self
+            .tensors
+            .iter()
+            .zip(&bytes)
+            .map(|((name, shape, _), b)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        Ok(safetensors::tensor::serialize(views, Some(self.metadata.clone()))?)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (_, meta) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
+        let st = SafeTensors::deserialize(bytes).context("corrupt safetensors file")?;
+        let mut tensors = Vec::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                bail!("tensor `{name}` has dtype {:?}, expected F32", view.dtype());
+            }
+            let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            tensors.push((name, view.shape().to_vec(), values));
+        }
+        Ok(TensorFile { tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+    }
+
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.to_bytes()?)
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("{}: cannot load", path.display()))
+    }
+
+    /// Adds the slots of `layout` read from `values`, with `prefix` before each name.
+    pub fn push_layout(&mut self, prefix: &str, layout: &Layout, values: &[f32]) {
+        for spec in &layout.specs {
+            self.tensors.push((format!("{prefix}{}", spec.name), spec.shape.clone(), spec.slot.of(values).to_vec()));
+        }
+    }
+
+    /// Fills `values` from the tensors named by `layout` (with `prefix`), checking every shape.
+    pub fn read_layout(&self, prefix: &str, layout: &Layout, values: &mut [f32]) -> Result<()> {
+        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = self.tensors.iter().map(|(n, s, v)| (n.as_str(), (s, v))).collect();
+        for spec in &layout.specs {
+            let name = format!("{prefix}{}", spec.name);
+            let (shape, data) = by_name.get(name.as_str()).with_context(|| format!("tensor `{name}` is missing"))?;
+            if **shape != spec.shape {
+                bail!("tensor `{name}` has shape {shape:?}, the network expects {:?}", spec.shape);
+            }
+            spec.slot.of_mut(values).copy_from_slice(data);
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    Ok(())
+}
+
+impl Network {
+    /// Parameters and batch-norm statistics, with the config in the metadata.
+    pub fn to_tensor_file(&self) -> TensorFile {
+        let mut file = TensorFile::default();
+        file.push_layout("", &self.param_layout, &self.params);
+        file.push_layout("", &self.buffer_layout, &self.buffers);
+        file.metadata.insert(FORMAT_KEY.into(), FORMAT.into());
+        file.metadata.insert(NETWORK_KEY.into(), serde_json::to_string(&self.config).expect("config serialises"));
+        file
+    }
+
+    pub fn from_tensor_file(file: &TensorFile) -> Result<Self> {
+        let config_json = file.metadata.get(NETWORK_KEY).context("no network config in the file's metadata (not a ferlite weights file?)")?;
+        let config: NetworkConfig = serde_json::from_str(config_json).context("unreadable network config")?;
+        let mut net = Network::uninitialized(config);
+        let (pl, bl) = (net.param_layout.clone(), net.buffer_layout.clone());
+        file.read_layout("", &pl, &mut net.params)?;
+        file.read_layout("", &bl, &mut net.buffers)?;
+        Ok(net)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.to_tensor_file().write_atomic(path)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::from_tensor_file(&TensorFile::read(path)?).with_context(|| format!("{}: not a usable ferlite model", path.display()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_tensor_file(&TensorFile::from_bytes(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Tensor;
+
+    #[test]
+    fn save_and_load_round_trip_gives_identical_logits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut net = Network::new(NetworkConfig::paper(), 3);
+        net.buffers.iter_mut().enumerate().for_each(|(i, b)| *b += (i % 5) as f32 * 0.1);
+        let path = tmp.path().join("m.safetensors");
+        net.save(&path).unwrap();
+        let back = Network::load(&path).unwrap();
+        assert_eq!(back.params, net.params);
+        assert_eq!(back.buffers, net.buffers);
+        let x = Tensor::from_vec([1, 1, 48, 48], (0..2304).map(|i| (i as f32).sin()).collect());
+        assert_eq!(back.forward(&x), net.forward(&x));
+    }
+
+    #[test]
+    fn load_names_a_tensor_with_the_wrong_shape() {
+        let net = Network::new(NetworkConfig::paper(), 3);
+        let mut file = net.to_tensor_file();
+        let t = file.tensors.iter_mut().find(|t| t.0 == "head.fc2.bias").unwrap();
+        t.1 = vec![1, 7];
+        let err = format!("{:#}", Network::from_tensor_file(&file).unwrap_err());
+        assert!(err.contains("head.fc2.bias") && err.contains("shape"), "{err}");
+    }
+
+    #[test]
+    fn load_rejects_a_file_that_is_not_safetensors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("junk.safetensors");
+        std::fs::write(&path, b"hello").unwrap();
+        let err = format!("{:#}", Network::load(&path).unwrap_err());
+        assert!(err.contains("junk.safetensors"), "{err}");
+    }
+}
