@@ -1,0 +1,165 @@
+//! The `ferlite` binary end to end on generated data: train, evaluate, predict, summary, and a
+//! clear one-line error (non-zero exit, no panic) for every kind of bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ferlite(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferlite")).args(args).env("RUST_LOG", "warn").output().expect("ferlite runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed cleanly: non-zero exit, an `error:` line naming `needles`, no panic.
+fn assert_clean_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line in: {err}"));
+    for n in needles {
+        assert!(line.contains(n), "error line `{line}` does not mention `{n}`");
+    }
+}
+
+/// Trains one quick epoch of the paper network on a generated CSV; returns the weights path.
+fn train_tiny(dir: &Path) -> std::path::PathBuf {
+    let csv = dir.join("fer2013.csv");
+    common::write_csv(&csv, 4, 2);
+    let run = dir.join("run");
+    let o = ferlite(&["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1", "--batch-size", "8"]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    assert!(stdout(&o).contains("done: 1 epochs"), "{}", stdout(&o));
+    for f in ["checkpoint.safetensors", "best.safetensors", "last.safetensors", "metrics.jsonl", "config.json"] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    run.join("best.safetensors")
+}
+
+#[test]
+fn summary_reports_552455_trainable_parameters() {
+    let o = ferlite(&["summary"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("trainable parameters: 552,455"), "{}", stdout(&o));
+}
+
+#[test]
+fn train_then_evaluate_writes_report_and_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    let out = tmp.path().join("eval");
+    let csv = tmp.path().join("fer2013.csv");
+    let o = ferlite(&["evaluate", csv.to_str().unwrap(), "--usage", "PublicTest", "--model", model.to_str().unwrap(), "--out", out.to_str().unwrap(), "--tta", "flip"]);
+    assert!(o.status.success(), "evaluate failed: {}", stderr(&o));
+    assert!(stdout(&o).contains("accuracy"), "{}", stdout(&o));
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    assert_eq!(report["n_images"], 14);
+    assert_eq!(report["per_class"].as_object().unwrap().len(), 7);
+    let counts = report["confusion_matrix"]["counts"].as_array().unwrap();
+    let total: u64 = counts.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 14);
+    assert!(report["auc"]["micro"].as_f64().is_some());
+    for png in ["confusion_matrix.png", "roc_curves.png"] {
+        let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() >= 800 && img.height() >= 700, "{png} is {}x{}", img.width(), img.height());
+    }
+}
+
+#[test]
+fn evaluates_an_image_folder_split_and_predicts_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    common::write_folders(tmp.path(), "test", 2, 9);
+    let out = tmp.path().join("eval");
+    let o = ferlite(&["evaluate", tmp.path().to_str().unwrap(), "--split", "test", "--model", model.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("report.json").exists());
+
+    let o = ferlite(&["predict", tmp.path().join("test").to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 14);
+    let probs = lines[0]["probabilities"].as_object().unwrap();
+    let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+}
+
+#[test]
+fn missing_data_file_is_a_clean_error() {
+    let o = ferlite(&["evaluate", "/nonexistent/fer2013.csv", "--model", "/nonexistent/m.safetensors"]);
+    assert_clean_error(&o, &["/nonexistent/m.safetensors"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ferlite(&["train", "--data", "/nonexistent/fer2013.csv", "--out", tmp.path().join("r").to_str().unwrap(), "--epochs", "1"]);
+    assert_clean_error(&o, &["/nonexistent/fer2013.csv", "not found"]);
+}
+
+#[test]
+fn bad_csv_row_names_file_and_line_and_skip_bad_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("bad.csv");
+    common::write_csv(&csv, 2, 1);
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("3,1 2 3,Training\n");
+    std::fs::write(&csv, text).unwrap();
+    let run = tmp.path().join("run");
+    let o = ferlite(&["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1"]);
+    assert_clean_error(&o, &["bad.csv:23:", "expected 2304 pixels"]);
+    let o = ferlite(&["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1", "--skip-bad"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn corrupt_image_in_predict_is_reported_and_others_still_predicted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    let good = tmp.path().join("good.png");
+    common::blank_face(120).save(&good).unwrap();
+    let bad = tmp.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff garbage").unwrap();
+    let o = ferlite(&["predict", good.to_str().unwrap(), bad.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_clean_error(&o, &["broken.jpg", "cannot decode"]);
+    assert!(stdout(&o).contains("good.png:"), "good image still predicted: {}", stdout(&o));
+}
+
+#[test]
+fn empty_class_folder_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    common::write_folders(tmp.path(), "val", 1, 3);
+    std::fs::remove_dir_all(tmp.path().join("val/disgust")).unwrap();
+    std::fs::create_dir(tmp.path().join("val/disgust")).unwrap();
+    let o = ferlite(&["evaluate", tmp.path().join("val").to_str().unwrap(), "--model", model.to_str().unwrap(), "--out", tmp.path().join("e").to_str().unwrap()]);
+    assert_clean_error(&o, &["disgust", "no images"]);
+}
+
+#[test]
+fn a_file_that_is_not_a_model_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("model.safetensors");
+    std::fs::write(&fake, b"not weights").unwrap();
+    let face = tmp.path().join("f.png");
+    common::blank_face(1).save(&face).unwrap();
+    let o = ferlite(&["predict", face.to_str().unwrap(), "--model", fake.to_str().unwrap()]);
+    assert_clean_error(&o, &["model.safetensors"]);
+}
+
+#[test]
+fn resume_continues_a_stopped_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    train_tiny(tmp.path());
+    let run = tmp.path().join("run");
+    let o = ferlite(&["train", "--resume", run.to_str().unwrap(), "--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("done: 2 epochs"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
+}
