@@ -12,19 +12,57 @@ pub const FACE_SIZE: usize = 48;
 /// Pixels in one face (48 x 48 = 2304, the length of a `pixels` field in `fer2013.csv`).
 pub const FACE_PIXELS: usize = FACE_SIZE * FACE_SIZE;
 
-/// Mean and standard deviation of FER2013 training pixels scaled to 0..1, measured over all 28,709
-/// training images (`ferlite stats` recomputes them). Inputs are normalised as `(p / 255 - MEAN) / STD`.
-pub const PIXEL_MEAN: f32 = 0.5077;
-pub const PIXEL_STD: f32 = 0.2550;
+/// A face whose pixels are nearly constant keeps this much standard deviation (on a 0-1 scale)
+/// so that normalising it does not amplify noise without bound.
+pub const MIN_PIXEL_STD: f32 = 1.0 / 64.0;
+
+/// Normalises 8-bit pixels into the network's input range: each face is standardised to mean 0
+/// and standard deviation 1. Per-face (not dataset-wide) statistics make the input independent of
+/// a photo's exposure and contrast; FER2013's training images here also have lower contrast than
+/// its test images (see `docs/data.md`).
+pub fn normalize_pixels(pixels: &[u8], out: &mut [f32]) {
+    let n = pixels.len().max(1) as f32;
+    let mean = pixels.iter().map(|&p| p as f32).sum::<f32>() / n / 255.0;
+    let var = pixels.iter().map(|&p| (p as f32 / 255.0 - mean).powi(2)).sum::<f32>() / n;
+    let std = var.sqrt().max(MIN_PIXEL_STD);
+    for (o, &p) in out.iter_mut().zip(pixels) {
+        *o = (p as f32 / 255.0 - mean) / std;
+    }
+}
 
 /// The class index for a name such as `"happy"` (case-insensitive).
 pub fn emotion_index(name: &str) -> Option<usize> {
     EMOTIONS.iter().position(|e| e.eq_ignore_ascii_case(name))
 }
 
-/// Normalise 8-bit pixels into the network's input range.
-pub fn normalize_pixels(pixels: &[u8], out: &mut [f32]) {
-    for (o, &p) in out.iter_mut().zip(pixels) {
-        *o = (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_face_has_zero_mean_and_unit_std() {
+        let pixels: Vec<u8> = (0..FACE_PIXELS).map(|i| (i % 97) as u8 + 40).collect();
+        let mut out = vec![0.0; FACE_PIXELS];
+        normalize_pixels(&pixels, &mut out);
+        let mean = out.iter().sum::<f32>() / out.len() as f32;
+        let std = (out.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / out.len() as f32).sqrt();
+        assert!(mean.abs() < 1e-4 && (std - 1.0).abs() < 1e-3, "mean {mean} std {std}");
+    }
+
+    #[test]
+    fn constant_face_normalises_to_zeros_not_nan() {
+        let mut out = vec![1.0; FACE_PIXELS];
+        normalize_pixels(&[128; FACE_PIXELS], &mut out);
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn contrast_and_brightness_do_not_change_the_input() {
+        let a: Vec<u8> = (0..FACE_PIXELS).map(|i| (i * 7 % 100) as u8).collect();
+        let b: Vec<u8> = a.iter().map(|&p| p * 2 + 20).collect();
+        let (mut na, mut nb) = (vec![0.0; FACE_PIXELS], vec![0.0; FACE_PIXELS]);
+        normalize_pixels(&a, &mut na);
+        normalize_pixels(&b, &mut nb);
+        assert!(na.iter().zip(&nb).all(|(x, y)| (x - y).abs() < 1e-4));
     }
 }

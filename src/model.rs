@@ -33,12 +33,17 @@ pub struct NetworkConfig {
     pub stage_dropout: f32,
     /// Dropout before the last linear layer.
     pub head_dropout: f32,
+    /// Gaussian blur (σ in pixels) applied to each face before the network at inference, to
+    /// match the sharpness of the training images (`data::blur`); 0 for none. Training batches are
+    /// used as they are.
+    #[serde(default)]
+    pub input_blur_sigma: f32,
 }
 
 impl NetworkConfig {
     /// The paper's preset: 552,455 trainable parameters.
     pub fn paper() -> Self {
-        NetworkConfig { stem_channels: 32, stage_channels: vec![32, 64, 128], hidden_units: 380, classes: NUM_CLASSES, stage_dropout: 0.1, head_dropout: 0.5 }
+        NetworkConfig { stem_channels: 32, stage_channels: vec![32, 64, 128], hidden_units: 380, classes: NUM_CLASSES, stage_dropout: 0.1, head_dropout: 0.5, input_blur_sigma: 0.0 }
     }
 }
 
@@ -351,7 +356,7 @@ mod tests {
     /// network (dropout off so the loss is a deterministic function of the parameters).
     #[test]
     fn backward_matches_finite_differences() {
-        let config = NetworkConfig { stem_channels: 4, stage_channels: vec![4, 6, 8], hidden_units: 5, classes: 7, stage_dropout: 0.0, head_dropout: 0.0 };
+        let config = NetworkConfig { stem_channels: 4, stage_channels: vec![4, 6, 8], hidden_units: 5, classes: 7, stage_dropout: 0.0, head_dropout: 0.0, input_blur_sigma: 0.0 };
         let mut net = Network::new(config, 7);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let x = Tensor::from_vec([3, 1, 48, 48], (0..3 * 2304).map(|_| rng.random_range(-1.0..1.0)).collect());

@@ -2,6 +2,7 @@
 //! optionally averages test-time-augmented views. Face detection (full photos) feeds it crops.
 
 use crate::data::augment::fixed_view;
+use crate::data::blur::gaussian_blur;
 use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
@@ -85,12 +86,15 @@ impl Predictor {
         assert_eq!(faces.len() % FACE_PIXELS, 0, "faces must be whole 48x48 images");
         let n = faces.len() / FACE_PIXELS;
         let views = tta.views();
+        let sigma = self.network.config.input_blur_sigma;
         let mut sums = vec![0.0f32; n * NUM_CLASSES];
         for (chunk_index, chunk) in faces.chunks(self.batch_size * FACE_PIXELS).enumerate() {
             let m = chunk.len() / FACE_PIXELS;
             for &(flip, dx, dy) in views {
                 let mut input = Tensor::zeros([m, 1, FACE_SIZE, FACE_SIZE]);
                 for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(chunk.chunks(FACE_PIXELS)) {
+                    let blurred = gaussian_blur(face, sigma);
+                    let face = blurred.as_slice();
                     if (flip, dx, dy) == (false, 0.0, 0.0) {
                         normalize_pixels(face, out);
                     } else {

@@ -21,12 +21,18 @@ pub struct EvaluateArgs {
     /// Test-time augmentation: average the predictions over flipped / shifted views.
     #[arg(long, value_enum, default_value_t = Tta::None)]
     tta: Tta,
+    /// Override the model's input blur (Gaussian σ in pixels; 0 for none), e.g. to choose it on val.
+    #[arg(long, value_name = "SIGMA")]
+    input_blur: Option<f32>,
     #[command(flatten)]
     data_args: DataArgs,
 }
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
-    let predictor = Predictor::load(args.model.as_deref())?;
+    let mut predictor = Predictor::load(args.model.as_deref())?;
+    if let Some(sigma) = args.input_blur {
+        predictor.network.config.input_blur_sigma = sigma;
+    }
     let split = args.data_args.split();
     let set = data::load(&args.data, split, args.data_args.bad_input())?;
     if split.is_none() && args.data.is_file() {
@@ -38,6 +44,7 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
         "split": split.map(|s| s.usage()),
         "model": args.model.as_ref().map_or("embedded".to_string(), |m| m.display().to_string()),
         "tta": args.tta,
+        "input_blur_sigma": predictor.network.config.input_blur_sigma,
         "skipped_bad_inputs": set.skipped,
         "ferlite_version": env!("CARGO_PKG_VERSION"),
     });

@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// Use at most N training faces per class (quick runs).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Blur (Gaussian σ, pixels) applied to faces at inference and validation so that sharp faces
+    /// match the sharpness of the training images (FER2013 train/ here: about 1.8; see docs/data.md).
+    #[arg(long, value_name = "SIGMA")]
+    input_blur: Option<f32>,
     /// Train on the faces as they are (no flips, warps or erasing).
     #[arg(long)]
     no_augment: bool,
@@ -86,6 +90,7 @@ impl TrainArgs {
         set!(label_smoothing = self.label_smoothing);
         set!(class_weighting = self.class_weighting);
         set!(seed = self.seed);
+        set!(network.input_blur_sigma = self.input_blur);
         if self.limit.is_some() {
             c.limit_per_class = self.limit;
         }

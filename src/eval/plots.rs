@@ -41,7 +41,8 @@ pub fn confusion_matrix_png(path: &Path, classes: &[&str], counts: &[Vec<usize>]
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(90)
-            .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+            // A segmented range `0..n` has n + 1 segments; `0..k - 1` gives one per class.
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
             .map_err(|e| anyhow!("{e}"))?;
         let label = |v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(i) if *i < k => classes[*i].to_string(),
@@ -80,7 +81,7 @@ pub fn confusion_matrix_png(path: &Path, classes: &[&str], counts: &[Vec<usize>]
                     plotters::style::text_anchor::VPos::Center,
                 ));
                 chart
-                    .draw_series(std::iter::once(Text::new(format!("{count}\n{:.0}%", share * 100.0), (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)), style)))
+                    .draw_series(std::iter::once(Text::new(format!("{count} ({:.0}%)", share * 100.0), (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)), style)))
                     .map_err(|e| anyhow!("{e}"))?;
             }
         }
