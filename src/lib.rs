@@ -7,6 +7,7 @@
 pub mod data;
 pub mod emotion;
 pub mod eval;
+pub mod faces;
 pub mod model;
 pub mod nn;
 pub mod predict;

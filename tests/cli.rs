@@ -89,7 +89,7 @@ fn evaluates_an_image_folder_split_and_predicts_as_json() {
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 14);
-    let probs = lines[0]["probabilities"].as_object().unwrap();
+    let probs = lines[0]["faces"][0]["probabilities"].as_object().unwrap();
     let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
 }
@@ -163,3 +163,25 @@ fn resume_continues_a_stopped_run() {
     assert!(stdout(&o).contains("done: 2 epochs"), "{}", stdout(&o));
     assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
 }
+
+#[test]
+fn predict_on_a_photo_finds_the_face_and_reports_its_box() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/astronaut.jpg");
+    let o = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let faces = line["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1, "{line}");
+    assert!(faces[0]["box"]["width"].as_u64().unwrap() > 50);
+    assert!(EMOTION_NAMES.contains(&faces[0]["emotion"].as_str().unwrap()));
+
+    let blank = tmp.path().join("blank.png");
+    image::GrayImage::new(320, 240).save(&blank).unwrap();
+    let o = ferlite(&["predict", blank.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert!(o.status.success(), "no face is not an error: {}", stderr(&o));
+    assert!(stdout(&o).contains("no face found"), "{}", stdout(&o));
+}
+
+const EMOTION_NAMES: [&str; 7] = ferlite::emotion::EMOTIONS;

@@ -17,7 +17,7 @@ pub fn is_image_file(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Decodes any supported image file with bounded memory.
+/// Decodes any supported image file with bounded memory, turned upright by its EXIF orientation.
 pub fn open_image(path: &Path) -> Result<image::DynamicImage, DataError> {
     let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
     let mut reader = image::ImageReader::open(path)
@@ -27,7 +27,11 @@ pub fn open_image(path: &Path) -> Result<image::DynamicImage, DataError> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
     reader.limits(limits);
-    reader.decode().map_err(|e| bad(e.to_string()))
+    let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let orientation = image::ImageDecoder::orientation(&mut decoder).unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
+    img.apply_orientation(orientation);
+    Ok(img)
 }
 
 /// Any image as a 48x48 gray face: converted to luma, resized (Catmull-Rom) when it is another size.
