@@ -4,6 +4,7 @@
 //! [`nn`] the layers and optimisers it is built from; [`train`] the training loop and checkpoints;
 //! [`eval`] metrics and plots; [`predict`] turns face images into emotions.
 
+pub mod annotate;
 pub mod data;
 pub mod emotion;
 pub mod eval;

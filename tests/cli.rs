@@ -177,6 +177,14 @@ fn predict_on_a_photo_finds_the_face_and_reports_its_box() {
     assert!(faces[0]["box"]["width"].as_u64().unwrap() > 50);
     assert!(EMOTION_NAMES.contains(&faces[0]["emotion"].as_str().unwrap()));
 
+    let annotated = tmp.path().join("annotated.png");
+    let o = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--annotate", annotated.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (original, drawn) = (image::open(photo).unwrap().to_rgb8(), image::open(&annotated).unwrap().to_rgb8());
+    assert_eq!(original.dimensions(), drawn.dimensions());
+    let changed = original.pixels().zip(drawn.pixels()).filter(|(a, b)| a != b).count();
+    assert!(changed > 1000 && changed < 60_000, "{changed} pixels changed by the annotation");
+
     let blank = tmp.path().join("blank.png");
     image::GrayImage::new(320, 240).save(&blank).unwrap();
     let o = ferlite(&["predict", blank.to_str().unwrap(), "--model", model.to_str().unwrap()]);

@@ -1,4 +1,5 @@
 use anyhow::Result;
+use ferlite::annotate::annotate_to_file;
 use ferlite::data::folder::{face_pixels, is_image_file, open_image};
 use ferlite::emotion::EMOTIONS;
 use ferlite::faces::{crop_face, FaceBox, FaceDetector, CROP_MARGIN};
@@ -33,6 +34,10 @@ pub struct PredictArgs {
     /// One JSON object per image and line: file, faces (box, emotion, confidence, probabilities) or error.
     #[arg(long)]
     json: bool,
+    /// Write each photo with boxes, labels and probability bars drawn on it: to this file for a
+    /// single input, or into this folder (as `<name>.annotated.png`) for several.
+    #[arg(long, value_name = "PATH")]
+    annotate: Option<PathBuf>,
 }
 
 /// Largest side of an image taken as a face crop in `auto` mode.
@@ -46,6 +51,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         collect_images(input, &mut files);
     }
     let mut failures = 0;
+    let single = files.len() == 1;
     for file in files {
         let photo = match open_image(&file) {
             Ok(img) => img,
@@ -77,6 +83,14 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         };
         let predictions = predictor.predict(&crops, args.tta);
         report(&file, &boxes, &predictions, args.json);
+        if let Some(target) = &args.annotate {
+            let out = if single { target.clone() } else { target.join(format!("{}.annotated.png", file.file_stem().unwrap_or_default().to_string_lossy())) };
+            if !single {
+                std::fs::create_dir_all(target)?;
+            }
+            let faces: Vec<_> = boxes.into_iter().zip(predictions).collect();
+            annotate_to_file(&photo.to_rgb8(), &faces, &out)?;
+        }
     }
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

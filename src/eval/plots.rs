@@ -8,10 +8,10 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static REGISTER_FONT: Once = Once::new();
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     REGISTER_FONT.call_once(|| {
         // The font is compiled in; failure here means the asset itself is broken.
         plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("../../assets/DejaVuSans.ttf")).unwrap_or_else(|_| panic!("embedded DejaVuSans.ttf is not a valid font"));
