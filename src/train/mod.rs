@@ -90,9 +90,13 @@ impl Trainer {
     /// Trains until `config.epochs`, checkpointing after each epoch.
     pub fn run(&mut self, train: &FaceSet, val: &FaceSet) -> Result<()> {
         let config = self.state.config.clone();
+        let limited;
         let train = match config.limit_per_class {
-            Some(n) => train.limit_per_class(n),
-            None => train.clone(),
+            Some(n) => {
+                limited = train.limit_per_class(n);
+                &limited
+            }
+            None => train,
         };
         let class_weights = config.class_weights(&train.class_counts());
         tracing::info!(
@@ -104,7 +108,7 @@ impl Trainer {
             config.epochs
         );
         while self.state.epochs_done < config.epochs {
-            let metrics = self.train_epoch(&train, val, class_weights.as_deref())?;
+            let metrics = self.train_epoch(train, val, class_weights.as_deref())?;
             tracing::info!(
                 "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% macro-F1 {:.3} | lr {:.5} | {:.0}s, {:.1} img/s",
                 metrics.epoch,
