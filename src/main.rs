@@ -29,7 +29,7 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Measure a model on labelled faces: accuracy, per-class scores, confusion matrix, ROC/AUC.
     Evaluate(cli::evaluate::EvaluateArgs),
-    /// Classify face images: top emotion and all seven probabilities.
+    /// Find the faces in photos (or take face crops as they are) and give each its emotion and all seven probabilities.
     Predict(cli::predict::PredictArgs),
     /// Print the network's layers, output shapes, parameters and multiply-adds.
     Summary(cli::summary::SummaryArgs),
