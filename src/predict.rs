@@ -3,6 +3,7 @@
 
 use crate::data::augment::fixed_view;
 use crate::data::blur::gaussian_blur;
+use crate::eval::metrics::argmax_rows;
 use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
@@ -56,7 +57,7 @@ pub struct Prediction {
 
 impl Prediction {
     pub fn from_probabilities(probabilities: [f32; NUM_CLASSES]) -> Self {
-        let class_index = (0..NUM_CLASSES).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap_or(0);
+        let class_index = argmax_rows(&probabilities, NUM_CLASSES)[0];
         Prediction { emotion: EMOTIONS[class_index], class_index, confidence: probabilities[class_index], probabilities }
     }
 }
