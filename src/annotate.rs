@@ -2,22 +2,21 @@
 
 use crate::emotion::EMOTIONS;
 use crate::eval::plots::{ensure_font, FONT};
-use crate::faces::FaceBox;
-use crate::predict::Prediction;
+use crate::analyze::FaceResult;
 use anyhow::{anyhow, Context, Result};
 use image::RgbImage;
 use plotters::prelude::*;
 use std::path::Path;
 
 /// Draws each face's box, label and probability bars onto a copy of `photo`.
-pub fn annotate(photo: &RgbImage, faces: &[(FaceBox, Prediction)]) -> Result<RgbImage> {
+pub fn annotate(photo: &RgbImage, faces: &[FaceResult]) -> Result<RgbImage> {
     ensure_font();
     let (w, h) = photo.dimensions();
     let mut buf = photo.as_raw().clone();
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         // Sizes follow the face, so labels stay readable on small and large photos alike.
-        for (b, p) in faces {
+        for FaceResult { face_box: b, prediction: p } in faces {
             let color = Palette99::pick(p.class_index).to_rgba();
             let thick = (b.width / 60).clamp(2, 8);
             let (x0, y0, x1, y1) = (b.x as i32, b.y as i32, (b.x + b.width) as i32, (b.y + b.height) as i32);
@@ -46,6 +45,6 @@ pub fn annotate(photo: &RgbImage, faces: &[(FaceBox, Prediction)]) -> Result<Rgb
 }
 
 /// Annotates and writes a PNG (or any format `image` infers from the extension).
-pub fn annotate_to_file(photo: &RgbImage, faces: &[(FaceBox, Prediction)], path: &Path) -> Result<()> {
+pub fn annotate_to_file(photo: &RgbImage, faces: &[FaceResult], path: &Path) -> Result<()> {
     annotate(photo, faces)?.save(path).with_context(|| format!("{}: cannot write annotated image", path.display()))
 }

@@ -77,6 +77,24 @@ impl FaceDetector {
     }
 }
 
+thread_local! {
+    // rustface's detector is neither `Send` nor shareable, and building one parses its 1.2 MB model:
+    // each thread (CLI main thread, server worker) keeps its own.
+    static THREAD_DETECTOR: std::cell::RefCell<Option<FaceDetector>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Faces in `photo`, largest first, using this thread's detector (built on first use).
+pub fn detect_faces(photo: &GrayImage) -> Result<Vec<FaceBox>> {
+    THREAD_DETECTOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let detector = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(FaceDetector::new()?),
+        };
+        Ok(detector.detect(photo))
+    })
+}
+
 /// The 48x48 gray face for `face`: a square centred on the detector's box, enlarged by `margin`
 /// of its side on every side (SeetaFace boxes run brow to chin; FER2013 crops show a little more),
 /// edges extended where the square leaves the photo.

@@ -31,6 +31,8 @@ enum Command {
     Evaluate(cli::evaluate::EvaluateArgs),
     /// Find the faces in photos (or take face crops as they are) and give each its emotion and all seven probabilities.
     Predict(cli::predict::PredictArgs),
+    /// Serve the model over HTTP: JSON API, Prometheus metrics and a live web page (photo or webcam).
+    Serve(cli::serve::ServeArgs),
     /// Print the network's layers, output shapes, parameters and multiply-adds.
     Summary(cli::summary::SummaryArgs),
     /// Measure training and inference speed on this machine.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Evaluate(args) => cli::evaluate::run(args),
         Command::Predict(args) => cli::predict::run(args),
+        Command::Serve(args) => cli::serve::run(args),
         Command::Summary(args) => cli::summary::run(args),
         Command::Bench(args) => cli::bench::run(args),
     };

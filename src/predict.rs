@@ -8,6 +8,7 @@ use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLA
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
 use crate::nn::Tensor;
+use crate::weights::{TensorFile, VAL_ACCURACY_KEY};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -17,7 +18,7 @@ use std::path::Path;
 pub const EMBEDDED_MODEL: Option<&[u8]> = None;
 
 /// Test-time augmentation: average the probabilities of several views of each face.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tta {
     /// One view: the face as given.
@@ -51,8 +52,13 @@ pub struct Prediction {
     pub emotion: &'static str,
     pub class_index: usize,
     pub confidence: f32,
-    /// Probability per class, in [`EMOTIONS`] order.
+    /// Probability per class, in [`EMOTIONS`] order (in JSON: an object keyed by emotion name).
+    #[serde(serialize_with = "probabilities_by_name")]
     pub probabilities: [f32; NUM_CLASSES],
+}
+
+fn probabilities_by_name<S: serde::Serializer>(probabilities: &[f32; NUM_CLASSES], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(EMOTIONS.iter().zip(probabilities))
 }
 
 impl Prediction {
@@ -64,23 +70,29 @@ impl Prediction {
 
 pub struct Predictor {
     pub network: Network,
+    /// Where the weights came from: their path, or `embedded`.
+    pub source: String,
+    /// Validation accuracy recorded in the weights file by `train`, if any.
+    pub val_accuracy: Option<f64>,
     /// Faces per forward pass.
     pub batch_size: usize,
 }
 
 impl Predictor {
     pub fn new(network: Network) -> Self {
-        Predictor { network, batch_size: 256 }
+        Predictor { network, source: "in memory".into(), val_accuracy: None, batch_size: 256 }
     }
 
     /// The model at `path`, or the embedded one when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let network = match (path, EMBEDDED_MODEL) {
-            (Some(p), _) => Network::load(p)?,
-            (None, Some(bytes)) => Network::from_bytes(bytes).context("embedded model is unreadable")?,
+        let (file, source) = match (path, EMBEDDED_MODEL) {
+            (Some(p), _) => (TensorFile::read(p)?, p.display().to_string()),
+            (None, Some(bytes)) => (TensorFile::from_bytes(bytes).context("embedded model is unreadable")?, "embedded".to_string()),
             (None, None) => anyhow::bail!("this build has no embedded model yet: pass --model <weights.safetensors> (e.g. runs/paper/best.safetensors from `ferlite train`)"),
         };
-        Ok(Predictor::new(network))
+        let network = Network::from_tensor_file(&file).with_context(|| format!("{source}: not a usable ferlite model"))?;
+        let val_accuracy = file.metadata.get(VAL_ACCURACY_KEY).and_then(|v| v.parse().ok());
+        Ok(Predictor { network, source, val_accuracy, batch_size: 256 })
     }
 
     /// Class probabilities for `faces` (48x48 gray pixels, face after face), `n * 7` values.

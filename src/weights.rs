@@ -85,6 +85,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Metadata key of the validation accuracy a weights file was selected at (written by `train` into
+/// `best.safetensors`, reported by `serve`'s `/v1/model`).
+pub const VAL_ACCURACY_KEY: &str = "ferlite.val_accuracy";
+
 impl Network {
     /// Parameters and batch-norm statistics, with the config in the metadata.
     pub fn to_tensor_file(&self) -> TensorFile {

@@ -23,3 +23,59 @@ fn loads_the_public_test_split_with_its_documented_class_counts() {
     assert_eq!(val.class_counts(), [467, 56, 496, 895, 653, 415, 607]);
     assert!(val.sources.iter().all(|s| s.contains("PublicTest_")));
 }
+
+/// The shipped model, or (before one ships) an untrained network: either way the same model
+/// predicts the composite photo and the crops, which is what the composite test compares.
+fn some_predictor() -> ferlite::predict::Predictor {
+    ferlite::predict::Predictor::load(None).unwrap_or_else(|_| ferlite::predict::Predictor::new(ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1)))
+}
+
+/// Eight real FER2013 faces pasted (at 3x) into one gray photo at known places: each face found has
+/// its box where the face was pasted and the label of the 48x48 original predicted directly.
+///
+/// Known gap (issue #4): the SeetaFace cascade is frontal-only and misses the profile face among
+/// these eight (`PublicTest_15372592`, sad); over all of val/ pasted this way it finds 87.8%
+/// (`cargo run --release --example detection_recall`). The test allows that one miss, no more.
+#[test]
+fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
+    use ferlite::analyze::{analyze, FaceMode};
+    use ferlite::predict::Tta;
+    use image::{GrayImage, Luma};
+    let Some(root) = shared_fer2013() else { return };
+    let val = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
+    let predictor = some_predictor();
+    const SCALE: u32 = 3;
+    let side = 48 * SCALE;
+    // Every class once (plus one more happy), spread over the split.
+    let picks: Vec<usize> = [0u8, 1, 2, 3, 4, 5, 6, 3].iter().enumerate().map(|(k, class)| val.labels.iter().enumerate().filter(|(_, l)| *l == class).nth(3 + 7 * k).unwrap().0).collect();
+    let mut photo = GrayImage::from_pixel(4 * (side + 60) + 60, 2 * (side + 80) + 60, Luma([128]));
+    let mut placed = Vec::new();
+    for (slot, &i) in picks.iter().enumerate() {
+        let face = GrayImage::from_raw(48, 48, val.face(i).to_vec()).unwrap();
+        let big = image::imageops::resize(&face, side, side, image::imageops::FilterType::CatmullRom);
+        let (x, y) = (60 + (slot as u32 % 4) * (side + 60), 60 + (slot as u32 / 4) * (side + 80));
+        image::imageops::replace(&mut photo, &big, x as i64, y as i64);
+        placed.push((i, x + side / 2, y + side / 2));
+    }
+    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo), FaceMode::Detect, Tta::None).unwrap();
+    let mut missed = Vec::new();
+    let mut disagreements = Vec::new();
+    for &(i, cx, cy) in &placed {
+        let hit = found.iter().find(|f| {
+            let b = f.face_box;
+            (b.x + b.width / 2).abs_diff(cx) < side / 5 && (b.y + b.height / 2).abs_diff(cy) < side / 5 && b.width > side / 2 && b.width < side * 3 / 2
+        });
+        match hit {
+            None => missed.push(val.sources[i].clone()),
+            Some(f) => {
+                let direct = &predictor.predict(val.face(i), Tta::None)[0];
+                if direct.emotion != f.prediction.emotion {
+                    disagreements.push(format!("{}: crop {} vs photo {}", val.sources[i], direct.emotion, f.prediction.emotion));
+                }
+            }
+        }
+    }
+    assert!(missed.len() <= 1, "faces not found: {missed:?}; found {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
+    assert_eq!(found.len(), placed.len() - missed.len(), "extra detections: {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
+    assert!(disagreements.is_empty(), "{disagreements:?}");
+}

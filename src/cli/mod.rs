@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod evaluate;
 pub mod predict;
+pub mod serve;
 pub mod summary;
 pub mod train;
 

@@ -1,27 +1,22 @@
-use anyhow::Result;
+use anyhow::{Context, Result};
+use ferlite::analyze::{analyze, FaceMode, FaceResult};
 use ferlite::annotate::annotate_to_file;
-use ferlite::data::folder::{face_pixels, is_image_file, open_image};
 use ferlite::emotion::EMOTIONS;
-use ferlite::faces::{crop_face, FaceBox, FaceDetector, CROP_MARGIN};
-use ferlite::predict::{Prediction, Predictor, Tta};
+use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open_image};
+use ferlite::predict::{Predictor, Tta};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// How to find faces in an input image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FaceMode {
-    /// Images up to 96 px on both sides are taken as one face crop; larger ones go through the detector.
-    Auto,
-    /// Always run the face detector.
-    Detect,
-    /// The whole image is one face (already cropped, like FER2013).
-    Whole,
-}
-
 #[derive(clap::Args)]
+#[command(after_help = "Video: give an animated GIF (every frame is analysed, records carry `frame`) or a folder of \
+extracted frames (e.g. `ffmpeg -i clip.mp4 -vf fps=5 frames/%05d.png`).\n\n\
+Examples:\n  ferlite predict assets/demo/astronaut.jpg --annotate astronaut.png\n  \
+ferlite predict photos/ --format csv --output emotions.csv")]
 pub struct PredictArgs {
-    /// Images (any size, colour, format; EXIF orientation respected) or folders of them (recursive).
+    /// Images (any size, colour, format; EXIF orientation respected), animated GIFs, or folders of them (recursive).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Weights file (default: the model embedded in this binary).
@@ -31,90 +26,178 @@ pub struct PredictArgs {
     tta: Tta,
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
-    /// One JSON object per image and line: file, faces (box, emotion, confidence, probabilities) or error.
-    #[arg(long)]
+    /// How to write results: readable lines, one JSON object per image (or frame), or one CSV row per face.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Same as `--format jsonl`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// Write results to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Write each photo with boxes, labels and probability bars drawn on it: to this file for a
     /// single input, or into this folder (as `<name>.annotated.png`) for several.
     #[arg(long, value_name = "PATH")]
     annotate: Option<PathBuf>,
 }
 
-/// Largest side of an image taken as a face crop in `auto` mode.
-const CROP_MAX_SIDE: u32 = 96;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// `file[ face N at x,y WxH]: emotion (confidence%) [all seven]`, or `file: no face found`.
+    Text,
+    /// `{"file", "frame"?, "faces": [{"box", "emotion", "confidence", "probabilities"}]}` or `{"file", "error"}`.
+    Jsonl,
+    /// `file,frame,face,x,y,width,height,score,emotion,confidence,<seven probabilities>,error`; no row for a photo without faces.
+    Csv,
+}
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let predictor = Predictor::load(args.model.as_deref())?;
-    let mut detector = None;
     let mut files = Vec::new();
     for input in &args.inputs {
         collect_images(input, &mut files);
     }
-    let mut failures = 0;
+    let format = if args.json { Format::Jsonl } else { args.format };
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("{}: cannot create output file", path.display()))?)),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = Sink::new(format, out)?;
+    // A bar only for real batches; it draws on stderr and hides itself when that is not a terminal.
+    let progress = if files.len() > 1 { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
+    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} (eta {eta}) {msg}").expect("valid template"));
     let single = files.len() == 1;
-    for file in files {
-        let photo = match open_image(&file) {
-            Ok(img) => img,
-            Err(e) => {
-                failures += 1;
-                if args.json {
-                    println!("{}", json!({ "file": file.display().to_string(), "error": e.to_string() }));
-                }
-                eprintln!("error: {e}");
-                continue;
+    let mut failures = 0;
+    for file in &files {
+        let annotate_to = args.annotate.as_ref().map(|target| {
+            if single {
+                target.clone()
+            } else {
+                target.join(format!("{}.annotated.png", file.file_stem().unwrap_or_default().to_string_lossy()))
             }
-        };
-        let whole = match args.faces {
-            FaceMode::Whole => true,
-            FaceMode::Detect => false,
-            FaceMode::Auto => photo.width() <= CROP_MAX_SIDE && photo.height() <= CROP_MAX_SIDE,
-        };
-        let (boxes, crops): (Vec<FaceBox>, Vec<u8>) = if whole {
-            (vec![FaceBox { x: 0, y: 0, width: photo.width(), height: photo.height(), score: None }], face_pixels(&photo))
-        } else {
-            let gray = photo.to_luma8();
-            let detector = match &mut detector {
-                Some(d) => d,
-                None => detector.insert(FaceDetector::new()?),
-            };
-            let boxes = detector.detect(&gray);
-            let crops = boxes.iter().flat_map(|b| crop_face(&gray, b, CROP_MARGIN)).collect();
-            (boxes, crops)
-        };
-        let predictions = predictor.predict(&crops, args.tta);
-        report(&file, &boxes, &predictions, args.json);
-        if let Some(target) = &args.annotate {
-            let out = if single { target.clone() } else { target.join(format!("{}.annotated.png", file.file_stem().unwrap_or_default().to_string_lossy())) };
-            if !single {
-                std::fs::create_dir_all(target)?;
-            }
-            let faces: Vec<_> = boxes.into_iter().zip(predictions).collect();
-            annotate_to_file(&photo.to_rgb8(), &faces, &out)?;
+        });
+        if let Err(e) = predict_file(&predictor, file, &args, annotate_to.as_deref(), &mut sink, &progress) {
+            failures += 1;
+            let message = format!("{e:#}");
+            progress.suspend(|| eprintln!("error: {message}"));
+            sink.error(file, &message)?;
         }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    sink.finish()?;
+    if failures > 0 && files.len() > 1 {
+        eprintln!("{failures} of {} inputs failed", files.len());
     }
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn report(file: &Path, boxes: &[FaceBox], predictions: &[Prediction], json: bool) {
-    if json {
-        let faces: Vec<serde_json::Value> = boxes
-            .iter()
-            .zip(predictions)
-            .map(|(b, p)| {
-                let probs: serde_json::Map<String, serde_json::Value> = EMOTIONS.iter().zip(p.probabilities).map(|(e, v)| (e.to_string(), json!(v))).collect();
-                json!({ "box": b, "emotion": p.emotion, "confidence": p.confidence, "probabilities": probs })
-            })
-            .collect();
-        println!("{}", json!({ "file": file.display().to_string(), "faces": faces }));
-        return;
+/// One input file: a still image, or every frame of an animated GIF.
+fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
+    if is_animated_gif(file) {
+        for_each_gif_frame(file, |frame, image| {
+            let faces = analyze(predictor, &image, args.faces, args.tta)?;
+            progress.suspend(|| sink.faces(file, Some(frame), &faces))
+        })?;
+        return Ok(());
     }
-    if boxes.is_empty() {
-        println!("{}: no face found", file.display());
+    let photo = open_image(file)?;
+    let faces = analyze(predictor, &photo, args.faces, args.tta)?;
+    progress.suspend(|| sink.faces(file, None, &faces))?;
+    if let Some(out) = annotate_to {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        }
+        annotate_to_file(&photo.to_rgb8(), &faces, out)?;
     }
-    for (i, (b, p)) in boxes.iter().zip(predictions).enumerate() {
-        let all: Vec<String> = EMOTIONS.iter().zip(p.probabilities).map(|(e, v)| format!("{e} {:.1}%", v * 100.0)).collect();
-        let place = if boxes.len() == 1 && b.score.is_none() { String::new() } else { format!(" face {} at {},{} {}x{}", i + 1, b.x, b.y, b.width, b.height) };
-        println!("{}{place}: {} ({:.1}%)  [{}]", file.display(), p.emotion, p.confidence * 100.0, all.join(", "));
+    Ok(())
+}
+
+/// Where results go, in the chosen format.
+struct Sink {
+    format: Format,
+    out: Box<dyn Write>,
+    csv: Option<csv::Writer<Box<dyn Write>>>,
+}
+
+impl Sink {
+    fn new(format: Format, out: Box<dyn Write>) -> Result<Self> {
+        if format != Format::Csv {
+            return Ok(Sink { format, out, csv: None });
+        }
+        let mut csv = csv::Writer::from_writer(out);
+        let mut header = vec!["file", "frame", "face", "x", "y", "width", "height", "score", "emotion", "confidence"];
+        header.extend(EMOTIONS);
+        header.push("error");
+        csv.write_record(&header)?;
+        Ok(Sink { format, out: Box::new(std::io::sink()), csv: Some(csv) })
+    }
+
+    fn faces(&mut self, file: &Path, frame: Option<usize>, faces: &[FaceResult]) -> Result<()> {
+        let name = file.display().to_string();
+        match self.format {
+            Format::Jsonl => {
+                let mut record = json!({ "file": name, "faces": faces });
+                if let Some(i) = frame {
+                    record["frame"] = json!(i);
+                }
+                writeln!(self.out, "{record}")?;
+            }
+            Format::Csv => {
+                let csv = self.csv.as_mut().expect("csv writer");
+                for (i, f) in faces.iter().enumerate() {
+                    let b = &f.face_box;
+                    let mut row = vec![name.clone(), frame.map(|v| v.to_string()).unwrap_or_default(), (i + 1).to_string()];
+                    row.extend([b.x, b.y, b.width, b.height].map(|v| v.to_string()));
+                    row.push(b.score.map(|s| format!("{s:.2}")).unwrap_or_default());
+                    row.push(f.prediction.emotion.to_string());
+                    row.push(format!("{:.4}", f.prediction.confidence));
+                    row.extend(f.prediction.probabilities.iter().map(|p| format!("{p:.4}")));
+                    row.push(String::new());
+                    csv.write_record(&row)?;
+                }
+            }
+            Format::Text => {
+                let name = match frame {
+                    Some(i) => format!("{name} frame {i}"),
+                    None => name,
+                };
+                if faces.is_empty() {
+                    writeln!(self.out, "{name}: no face found")?;
+                }
+                for (i, f) in faces.iter().enumerate() {
+                    let (b, p) = (&f.face_box, &f.prediction);
+                    let all: Vec<String> = EMOTIONS.iter().zip(p.probabilities).map(|(e, v)| format!("{e} {:.1}%", v * 100.0)).collect();
+                    let place = if faces.len() == 1 && b.score.is_none() { String::new() } else { format!(" face {} at {},{} {}x{}", i + 1, b.x, b.y, b.width, b.height) };
+                    writeln!(self.out, "{name}{place}: {} ({:.1}%)  [{}]", p.emotion, p.confidence * 100.0, all.join(", "))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A failed input: in the results too (JSONL/CSV), so a batch's output accounts for every file.
+    fn error(&mut self, file: &Path, message: &str) -> Result<()> {
+        let name = file.display().to_string();
+        match self.format {
+            Format::Jsonl => writeln!(self.out, "{}", json!({ "file": name, "error": message }))?,
+            Format::Csv => {
+                let mut row = vec![name];
+                row.extend(std::iter::repeat_n(String::new(), 9 + EMOTIONS.len()));
+                row.push(message.to_string());
+                self.csv.as_mut().expect("csv writer").write_record(&row)?;
+            }
+            Format::Text => {}
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some(mut csv) = self.csv.take() {
+            csv.flush()?;
+        }
+        self.out.flush()?;
+        Ok(())
     }
 }
 

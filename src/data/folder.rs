@@ -2,53 +2,10 @@
 //! Images of another size or in colour are converted to gray and resized to 48x48.
 
 use super::{BadInput, DataError, FaceSet, Split};
-use crate::emotion::{emotion_index, FACE_SIZE};
-use image::imageops::FilterType;
+use crate::emotion::emotion_index;
+use crate::image_io::{is_image_file, load_face};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-
-/// Extensions read as images; other files (README, .DS_Store, ...) are ignored.
-pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
-
-/// Images are refused above this decoded size, so a decompression bomb cannot exhaust memory.
-pub const MAX_IMAGE_BYTES: u64 = 512 * 1024 * 1024;
-
-pub fn is_image_file(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Decodes any supported image file with bounded memory, turned upright by its EXIF orientation.
-pub fn open_image(path: &Path) -> Result<image::DynamicImage, DataError> {
-    let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?
-        .with_guessed_format()
-        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_IMAGE_BYTES);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
-    let orientation = image::ImageDecoder::orientation(&mut decoder).unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
-    img.apply_orientation(orientation);
-    Ok(img)
-}
-
-/// Any image as a 48x48 gray face: converted to luma, resized (Catmull-Rom) when it is another size.
-pub fn face_pixels(img: &image::DynamicImage) -> Vec<u8> {
-    let gray = img.to_luma8();
-    let gray = if gray.dimensions() == (FACE_SIZE as u32, FACE_SIZE as u32) {
-        gray
-    } else {
-        image::imageops::resize(&gray, FACE_SIZE as u32, FACE_SIZE as u32, FilterType::CatmullRom)
-    };
-    gray.into_raw()
-}
-
-/// Reads an image file as a 48x48 gray face.
-pub fn load_face(path: &Path) -> Result<Vec<u8>, DataError> {
-    open_image(path).map(|img| face_pixels(&img))
-}
 
 /// Whether `path` directly holds class folders (`happy/`, ...), rather than split folders.
 pub fn holds_class_folders(path: &Path) -> bool {

@@ -69,3 +69,13 @@ pub fn write_folders(root: &Path, split: &str, per_class: usize, seed: u64) {
 pub fn blank_face(value: u8) -> GrayImage {
     GrayImage::from_pixel(48, 48, Luma([value]))
 }
+
+/// Weights of an untrained paper network: a valid model file for tests of plumbing, not accuracy.
+pub fn untrained_model(path: &Path) {
+    ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1).save(path).unwrap();
+}
+
+/// The public-domain demo photo (one face).
+pub fn demo_photo_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/astronaut.jpg")
+}

@@ -1,0 +1,58 @@
+use anyhow::{Context, Result};
+use ferlite::predict::Predictor;
+use ferlite::serve::{serve, AppState, ServeConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+#[command(after_help = "Routes: POST /v1/predict (image body or multipart; ?faces=auto|detect|whole&tta=none|flip|ten-crop), \
+GET /v1/model, GET /healthz, GET /metrics (Prometheus), GET / (web page: photo upload and live webcam).\n\n\
+Binds to loopback by default. To reach it from other machines, bind all interfaces (--addr 0.0.0.0:8080) \
+behind a reverse proxy that adds TLS and authentication; ferlite itself has neither.")]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Weights file (default: the model embedded in this binary).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Largest request body in MiB; larger uploads get 413.
+    #[arg(long, default_value_t = 10.0)]
+    max_body_mib: f64,
+    /// Largest image in megapixels; larger get 422 before decoding.
+    #[arg(long, default_value_t = 50.0)]
+    max_megapixels: f64,
+    /// Requests processed at once (default: number of cores).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Requests allowed to wait for a free worker; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
+    /// Seconds a request may take in all; past it, 503 (or 408 while still uploading).
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let predictor = Predictor::load(args.model.as_deref())?;
+    let defaults = ServeConfig::default();
+    let config = ServeConfig {
+        max_body_bytes: (args.max_body_mib * 1024.0 * 1024.0) as usize,
+        max_pixels: (args.max_megapixels * 1e6) as u64,
+        concurrency: args.concurrency.unwrap_or(defaults.concurrency),
+        queue: args.queue,
+        request_timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("model {} ({} parameters), limits {:?}", predictor.source, predictor.network.num_params(), config);
+        // On stdout so scripts and tests can read the address when they asked for port 0.
+        println!("listening on http://{addr}");
+        serve(listener, AppState::new(predictor, config)).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

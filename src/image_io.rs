@@ -1,0 +1,155 @@
+//! Images in: decoding files and uploaded bytes in any supported format with bounded memory,
+//! turned upright by their EXIF orientation, and turned into 48x48 gray faces.
+//!
+//! Every decode checks the image's size from its header first and refuses anything above
+//! [`MAX_IMAGE_PIXELS`] (or the caller's own limit) before a pixel buffer is allocated, so a
+//! 20000x20000 photo or a decompression bomb is a clear error, never an out-of-memory kill.
+
+use crate::data::DataError;
+use crate::emotion::FACE_SIZE;
+use image::imageops::FilterType;
+use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use std::io::{BufRead, Cursor, Seek};
+use std::path::Path;
+
+/// Extensions read as images; other files (README, .DS_Store, ...) are ignored in folders.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// Largest image decoded by default: 100 megapixels (a 12000x8000 photo; about 400 MB as RGBA while
+/// it is converted). Larger images are refused with [`DecodeError::TooLarge`].
+pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
+
+/// Most frames read from one animated GIF.
+pub const MAX_GIF_FRAMES: usize = 10_000;
+
+/// Why bytes could not become an image.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF)")]
+    Unsupported,
+    #[error("image is {width}x{height} = {} pixels, more than the limit of {max_pixels}", *width as u64 * *height as u64)]
+    TooLarge { width: u32, height: u32, max_pixels: u64 },
+    #[error("decoding would need more memory than allowed: {0}")]
+    OverMemoryLimit(String),
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Decodes an image held in memory (an upload), refusing more than `max_pixels` pixels.
+pub fn decode_bytes(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+    decode(ImageReader::new(Cursor::new(bytes)), max_pixels)
+}
+
+/// Decodes an image file; errors name the file.
+pub fn open_image(path: &Path) -> Result<DynamicImage, DataError> {
+    let reader = ImageReader::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    decode(reader, MAX_IMAGE_PIXELS).map_err(|e| match e {
+        DecodeError::Io(source) => DataError::Io { path: path.to_path_buf(), source },
+        other => DataError::BadImage { path: path.to_path_buf(), reason: other.to_string() },
+    })
+}
+
+fn decode<R: BufRead + Seek>(reader: ImageReader<R>, max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+    let mut reader = reader.with_guessed_format()?;
+    if reader.format().is_none() {
+        return Err(DecodeError::Unsupported);
+    }
+    // The decoder's own allocation cap backs up the pixel check (RGBA f32 would be 16 bytes a pixel).
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(16));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > max_pixels {
+        return Err(DecodeError::TooLarge { width, height, max_pixels });
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+fn corrupt(e: image::ImageError) -> DecodeError {
+    match e {
+        image::ImageError::Unsupported(_) => DecodeError::Unsupported,
+        image::ImageError::Limits(e) => DecodeError::OverMemoryLimit(e.to_string()),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DecodeError::Corrupt("the data ends early (truncated file?)".into()),
+        image::ImageError::IoError(io) => DecodeError::Io(io),
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+/// Whether `path` holds a GIF with more than one frame (read as a video by `predict`).
+pub fn is_animated_gif(path: &Path) -> bool {
+    let Ok(reader) = ImageReader::open(path).and_then(|r| r.with_guessed_format()) else { return false };
+    if reader.format() != Some(ImageFormat::Gif) {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).is_ok_and(|d| d.into_frames().take(2).count() > 1)
+}
+
+/// Calls `each` with every frame of an animated GIF, in order, composited as a viewer shows it.
+/// Frames are decoded one at a time, so memory stays at one frame however long the GIF is.
+pub fn for_each_gif_frame(path: &Path, mut each: impl FnMut(usize, DynamicImage) -> anyhow::Result<()>) -> Result<(), DataError> {
+    let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
+    let file = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > MAX_IMAGE_PIXELS {
+        return Err(bad(DecodeError::TooLarge { width, height, max_pixels: MAX_IMAGE_PIXELS }.to_string()));
+    }
+    for (index, frame) in decoder.into_frames().take(MAX_GIF_FRAMES).enumerate() {
+        let frame = frame.map_err(|e| bad(format!("frame {index}: {e}")))?;
+        each(index, DynamicImage::ImageRgba8(frame.into_buffer())).map_err(|e| bad(format!("frame {index}: {e:#}")))?;
+    }
+    Ok(())
+}
+
+/// Any image as a 48x48 gray face: converted to luma, resized (Catmull-Rom) when it is another size.
+pub fn face_pixels(img: &DynamicImage) -> Vec<u8> {
+    let gray = img.to_luma8();
+    let gray = if gray.dimensions() == (FACE_SIZE as u32, FACE_SIZE as u32) {
+        gray
+    } else {
+        image::imageops::resize(&gray, FACE_SIZE as u32, FACE_SIZE as u32, FilterType::CatmullRom)
+    };
+    gray.into_raw()
+}
+
+/// Reads an image file as a 48x48 gray face.
+pub fn load_face(path: &Path) -> Result<Vec<u8>, DataError> {
+    open_image(path).map(|img| face_pixels(&img))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::GrayImage::new(width, height).write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn refuses_image_above_pixel_limit_before_decoding() {
+        let err = decode_bytes(&png(300, 200), 50_000).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { width: 300, height: 200, .. }), "{err}");
+        assert!(err.to_string().contains("300x200"), "{err}");
+        assert_eq!(decode_bytes(&png(300, 200), 60_000).unwrap().width(), 300);
+    }
+
+    #[test]
+    fn text_is_unsupported_and_truncated_png_is_corrupt() {
+        assert!(matches!(decode_bytes(b"hello, this is not an image", 1 << 20), Err(DecodeError::Unsupported)));
+        let bytes = png(64, 64);
+        assert!(matches!(decode_bytes(&bytes[..bytes.len() / 2], 1 << 20), Err(DecodeError::Corrupt(_))));
+    }
+}

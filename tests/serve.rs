@@ -1,0 +1,245 @@
+//! `ferlite serve` over a real loopback socket: the happy paths, every hardening error with its
+//! status and JSON body, back-pressure, graceful shutdown on SIGTERM, and a bounded load test.
+
+mod common;
+
+use image::{GrayImage, ImageFormat, RgbImage};
+use rand::SeedableRng;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Cursor};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `ferlite serve` on a free loopback port, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.safetensors");
+        common::untrained_model(&model);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferlite"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--model", model.to_str().unwrap()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ferlite serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
+        Server { child, url, _dir: dir }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+}
+
+/// POSTs `body` and returns (status, Retry-After, JSON body).
+fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, Option<String>, Value) {
+    let mut response = agent().post(url).header("Content-Type", content_type).send(body).expect("request completes");
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let text = response.body_mut().read_to_string().unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"));
+    (response.status().as_u16(), retry, json)
+}
+
+fn get(url: &str) -> (u16, String) {
+    let mut response = agent().get(url).call().expect("request completes");
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+fn png(image: &GrayImage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+    bytes
+}
+
+/// The demo photo twice, side by side: a photo with two faces.
+fn two_face_photo() -> Vec<u8> {
+    let one = image::open(common::demo_photo_path()).unwrap().to_rgb8();
+    let mut both = RgbImage::new(one.width() * 2, one.height());
+    image::imageops::replace(&mut both, &one, 0, 0);
+    image::imageops::replace(&mut both, &one, one.width() as i64, 0);
+    let mut bytes = Vec::new();
+    both.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg).unwrap();
+    bytes
+}
+
+fn assert_error(response: (u16, Option<String>, Value), status: u16, needle: &str) {
+    let (got, _, body) = response;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    let message = body["error"].as_str().unwrap_or_else(|| panic!("no error message: {body}"));
+    assert!(message.contains(needle), "`{message}` does not mention `{needle}`");
+}
+
+#[test]
+fn predicts_a_face_crop_and_a_photo_with_two_faces() {
+    let server = Server::start(&[]);
+    let face = GrayImage::from_raw(48, 48, common::synthetic_face(3, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))).unwrap();
+    let (status, _, body) = post(&format!("{}/v1/predict?faces=whole", server.url), "image/png", &png(&face));
+    assert_eq!(status, 200, "{body}");
+    let faces = body["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1);
+    let probabilities = faces[0]["probabilities"].as_object().unwrap();
+    assert_eq!(probabilities.len(), 7);
+    assert!((probabilities.values().map(|v| v.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-4);
+    assert!(body["timing_ms"]["total"].as_f64().unwrap() > 0.0);
+
+    let (status, _, body) = post(&format!("{}/v1/predict?tta=flip", server.url), "image/jpeg", &two_face_photo());
+    assert_eq!(status, 200, "{body}");
+    let faces = body["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 2, "{body}");
+    let mut centres: Vec<f64> = faces.iter().map(|f| f["box"]["x"].as_f64().unwrap() + f["box"]["width"].as_f64().unwrap() / 2.0).collect();
+    centres.sort_by(f64::total_cmp);
+    assert!((centres[1] - centres[0] - 512.0).abs() < 8.0, "the two boxes are one photo-width apart: {centres:?}");
+}
+
+#[test]
+fn accepts_multipart_uploads() {
+    let server = Server::start(&[]);
+    let photo = std::fs::read(common::demo_photo_path()).unwrap();
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let (status, _, json) = post(&format!("{}/v1/predict", server.url), "multipart/form-data; boundary=XyZ", &body);
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["faces"].as_array().unwrap().len(), 1, "{json}");
+}
+
+#[test]
+fn every_bad_request_gets_its_status_and_a_json_error() {
+    let server = Server::start(&["--max-body-mib", "1", "--max-megapixels", "4"]);
+    let predict = format!("{}/v1/predict", server.url);
+    assert_error(post(&predict, "image/jpeg", &vec![0u8; 2 * 1024 * 1024]), 413, "length limit");
+    // 3000x3000 = 9 MP of zeros compresses to a few KB: a small upload that would decode big.
+    assert_error(post(&predict, "image/png", &png(&GrayImage::new(3000, 3000))), 422, "3000x3000");
+    assert_error(post(&predict, "image/jpeg", b"this is not an image"), 400, "not an image");
+    let mut truncated = png(&GrayImage::from_fn(200, 200, |x, y| image::Luma([(x * y) as u8])));
+    truncated.truncate(truncated.len() / 2);
+    assert_error(post(&predict, "image/png", &truncated), 400, "corrupt");
+    assert_error(post(&predict, "image/png", b""), 400, "empty body");
+    assert_error(post(&format!("{predict}?faces=sideways"), "image/png", b"x"), 400, "faces");
+    let (status, body) = get(&format!("{}/no/such/route", server.url));
+    assert_eq!(status, 404, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+    // Each of those was counted by status.
+    let (_, metrics) = get(&format!("{}/metrics", server.url));
+    for status in ["413", "422", "400"] {
+        assert!(metrics.contains(&format!("route=\"/v1/predict\",status=\"{status}\"")), "{status} not counted:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_request_over_the_time_limit_gets_503() {
+    let server = Server::start(&["--timeout", "0.05"]);
+    // A 4000x3000 photo takes far longer than 50 ms to decode and search for faces.
+    let big = RgbImage::from_fn(4000, 3000, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8]));
+    let mut bytes = Vec::new();
+    big.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg).unwrap();
+    let (status, _, body) = post(&format!("{}/v1/predict", server.url), "image/jpeg", &bytes);
+    assert!(status == 503 || status == 408, "expected a timeout status, got {status}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("longer than"), "{body}");
+}
+
+#[test]
+fn beyond_concurrency_and_queue_requests_get_503_with_retry_after() {
+    let server = Server::start(&["--concurrency", "1", "--queue", "0"]);
+    let url = format!("{}/v1/predict?faces=detect", server.url);
+    let photo = std::fs::read(common::demo_photo_path()).unwrap();
+    let results: Vec<(u16, Option<String>, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| post(&url, "image/jpeg", &photo))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let busy: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(ok + busy.len(), 8, "only 200s and 503s: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(ok >= 1 && !busy.is_empty(), "{ok} ok, {} busy", busy.len());
+    for (_, retry, body) in busy {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(body["error"].as_str().unwrap().contains("capacity"), "{body}");
+    }
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    let mut server = Server::start(&[]);
+    let url = format!("{}/v1/predict?tta=ten-crop", server.url);
+    let photo = two_face_photo();
+    let in_flight = std::thread::spawn(move || post(&url, "image/jpeg", &photo));
+    std::thread::sleep(Duration::from_millis(20));
+    let exit = server.terminate();
+    let (status, _, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(exit.success(), "server exit status {exit:?}");
+}
+
+#[test]
+fn model_health_and_metrics_describe_the_service() {
+    let server = Server::start(&[]);
+    let (status, body) = get(&format!("{}/healthz", server.url));
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = get(&format!("{}/v1/model", server.url));
+    let model: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(model["parameters"], 552_455);
+    assert_eq!(model["classes"].as_array().unwrap().len(), 7);
+    assert_eq!(model["version"], env!("CARGO_PKG_VERSION"));
+    let (status, page) = get(&format!("{}/", server.url));
+    assert_eq!(status, 200);
+    assert!(page.contains("getUserMedia") && !page.contains("https://"), "page must work offline, without CDN assets");
+    let (_, metrics) = get(&format!("{}/metrics", server.url));
+    for name in ["ferlite_http_requests_total", "ferlite_http_request_duration_seconds_bucket", "ferlite_http_requests_in_flight"] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+}
+
+/// 32 clients for 20 s: nothing but 200s (the queue holds them all) and the latency is printed.
+#[test]
+fn load_of_32_clients_for_20_seconds_has_no_server_errors() {
+    let server = Server::start(&[]);
+    let url = format!("{}/v1/predict", server.url);
+    let photo = std::fs::read(common::demo_photo_path()).unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut outcomes: Vec<(u16, f64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while Instant::now() < until {
+                        let t = Instant::now();
+                        let (status, _, _) = post(&url, "image/jpeg", &photo);
+                        seen.push((status, t.elapsed().as_secs_f64() * 1000.0));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let failures: Vec<u16> = outcomes.iter().map(|o| o.0).filter(|s| *s != 200).collect();
+    assert!(failures.is_empty(), "non-200 answers under load: {failures:?}");
+    outcomes.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let pct = |p: f64| outcomes[((outcomes.len() - 1) as f64 * p) as usize].1;
+    eprintln!("load: {} requests in 20 s from 32 clients, p50 {:.0} ms, p99 {:.0} ms", outcomes.len(), pct(0.5), pct(0.99));
+    assert!(outcomes.len() >= 32);
+}
