@@ -1,12 +1,15 @@
 //! Face-detector recall on FER2013 faces: each face of a split is pasted (at 3x, 144 px) into a
 //! grid photo on mid-gray, and a face counts as found when a detection's centre lies within a
-//! fifth of the face side of where it was pasted. Prints recall overall and per class.
+//! fifth of the face side of where it was pasted. Prints recall overall and per class, where the
+//! detector's boxes sit relative to the FER2013 framing (what `faces::crop_face` must undo), and,
+//! given a model, how often the label from the photo equals the label of the original 48x48 face.
 //!
-//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train]
+//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors]
 
 use ferlite::data::{load, BadInput, Split};
 use ferlite::emotion::EMOTIONS;
-use ferlite::faces::detect_faces;
+use ferlite::faces::{crop_face, detect_faces, CROP_MARGIN};
+use ferlite::predict::{Predictor, Tta};
 use image::{GrayImage, Luma};
 
 fn main() -> anyhow::Result<()> {
@@ -15,6 +18,10 @@ fn main() -> anyhow::Result<()> {
         Some("train") => Split::Train,
         _ => Split::Val,
     };
+    let predictor = std::env::args().nth(3).map(|m| Predictor::load(Some(std::path::Path::new(&m)))).transpose()?;
+    let (mut agree, mut compared) = (0usize, 0usize);
+    // Sums of box side / face side, and box centre offset / face side (x, y).
+    let mut geometry = [0f64; 3];
     let set = load(std::path::Path::new(&root), Some(split), BadInput::Abort)?;
     const SIDE: u32 = 144;
     const PER_ROW: u32 = 6;
@@ -34,13 +41,25 @@ fn main() -> anyhow::Result<()> {
         for (i, cx, cy) in placed {
             let class = set.labels[i] as usize;
             total[class] += 1;
-            if boxes.iter().any(|b| (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5) {
-                found[class] += 1;
+            let Some(b) = boxes.iter().find(|b| (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5) else { continue };
+            found[class] += 1;
+            geometry[0] += b.width as f64 / SIDE as f64;
+            geometry[1] += (b.x as f64 + b.width as f64 / 2.0 - cx as f64) / SIDE as f64;
+            geometry[2] += (b.y as f64 + b.height as f64 / 2.0 - cy as f64) / SIDE as f64;
+            if let Some(p) = &predictor {
+                let from_photo = p.predict(&crop_face(&photo, b, CROP_MARGIN), Tta::None)[0].class_index;
+                compared += 1;
+                agree += usize::from(from_photo == p.predict(set.face(i), Tta::None)[0].class_index);
             }
         }
     }
     let all: usize = found.iter().sum();
     println!("recall {:.1}% ({all} of {})", 100.0 * all as f64 / set.len() as f64, set.len());
+    let n = all.max(1) as f64;
+    println!("box side / FER face side {:.3}; box centre offset x {:+.3}, y {:+.3} (of the face side)", geometry[0] / n, geometry[1] / n, geometry[2] / n);
+    if compared > 0 {
+        println!("label from photo == label of the 48x48 original: {:.1}% ({agree} of {compared})", 100.0 * agree as f64 / compared as f64);
+    }
     for c in 0..7 {
         println!("  {:<9} {:.1}% ({} of {})", EMOTIONS[c], 100.0 * found[c] as f64 / total[c].max(1) as f64, found[c], total[c]);
     }

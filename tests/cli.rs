@@ -193,3 +193,85 @@ fn predict_on_a_photo_finds_the_face_and_reports_its_box() {
 }
 
 const EMOTION_NAMES: [&str; 7] = ferlite::emotion::EMOTIONS;
+
+#[test]
+fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("day2")).unwrap();
+    common::blank_face(90).save(photos.join("a.png")).unwrap();
+    common::blank_face(160).save(photos.join("day2/b.png")).unwrap();
+    std::fs::write(photos.join("day2/broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
+    let csv = tmp.path().join("out.csv");
+    let o = ferlite(&["predict", photos.to_str().unwrap(), "--model", model.to_str().unwrap(), "--format", "csv", "--output", csv.to_str().unwrap()]);
+    assert_clean_error(&o, &["broken.jpg"]);
+    let mut reader = csv::Reader::from_path(&csv).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&header[..3], ["file", "frame", "face"]);
+    assert_eq!(header.len(), 10 + 7 + 1);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "two faces and one error row");
+    assert!(rows[0][0].ends_with("a.png") && EMOTION_NAMES.contains(&&rows[0][8]));
+    let error_row = rows.iter().find(|r| r[0].ends_with("broken.jpg")).unwrap();
+    assert!(error_row[17].contains("cannot decode"), "{error_row:?}");
+    let probabilities: f64 = rows[1].iter().skip(10).take(7).map(|v| v.parse::<f64>().unwrap()).sum();
+    assert!((probabilities - 1.0).abs() < 1e-3);
+}
+
+#[test]
+fn animated_gif_gives_one_record_per_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let gif = tmp.path().join("clip.gif");
+    let mut encoder = GifEncoder::new(std::fs::File::create(&gif).unwrap());
+    for value in [40u8, 120, 200] {
+        let frame = RgbaImage::from_pixel(48, 48, image::Rgba([value, value, value, 255]));
+        encoder.encode_frame(Frame::from_parts(frame, 0, 0, Delay::from_numer_denom_ms(100, 1))).unwrap();
+    }
+    drop(encoder);
+    let o = ferlite(&["predict", gif.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(frames.iter().map(|f| f["frame"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(frames.iter().all(|f| f["faces"].as_array().unwrap().len() == 1));
+}
+
+/// A PNG whose header says 20000x20000 (400 megapixels) is refused from the header alone: a clear
+/// error and no attempt to allocate the pixels. (The file itself is a few bytes.)
+#[test]
+fn a_20000_by_20000_image_is_refused_before_decoding() {
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        // CRC-32 (IEEE) over type and data, as PNG requires.
+        let mut crc = 0xffff_ffffu32;
+        for &byte in kind.iter().chain(data) {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&(!crc).to_be_bytes());
+        out
+    }
+    let mut ihdr = 20000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit gray
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", b"\x78\x9c\x03\x00\x00\x00\x00\x01")); // a little (far too little) data
+    png.extend(chunk(b"IEND", &[]));
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = tmp.path().join("huge.png");
+    std::fs::write(&huge, png).unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let o = ferlite(&["predict", huge.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_clean_error(&o, &["huge.png", "20000x20000", "limit"]);
+}

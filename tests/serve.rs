@@ -6,48 +6,8 @@ mod common;
 use image::{GrayImage, ImageFormat, RgbImage};
 use rand::SeedableRng;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Cursor};
-use std::process::{Child, Command, Stdio};
+use std::io::Cursor;
 use std::time::{Duration, Instant};
-
-/// A running `ferlite serve` on a free loopback port, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("model.safetensors");
-        common::untrained_model(&model);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferlite"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--model", model.to_str().unwrap()])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ferlite serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
-        Server { child, url, _dir: dir }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
@@ -94,7 +54,7 @@ fn assert_error(response: (u16, Option<String>, Value), status: u16, needle: &st
 
 #[test]
 fn predicts_a_face_crop_and_a_photo_with_two_faces() {
-    let server = Server::start(&[]);
+    let server = common::Server::start(&[]);
     let face = GrayImage::from_raw(48, 48, common::synthetic_face(3, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))).unwrap();
     let (status, _, body) = post(&format!("{}/v1/predict?faces=whole", server.url), "image/png", &png(&face));
     assert_eq!(status, 200, "{body}");
@@ -116,7 +76,7 @@ fn predicts_a_face_crop_and_a_photo_with_two_faces() {
 
 #[test]
 fn accepts_multipart_uploads() {
-    let server = Server::start(&[]);
+    let server = common::Server::start(&[]);
     let photo = std::fs::read(common::demo_photo_path()).unwrap();
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
     body.extend_from_slice(&photo);
@@ -128,7 +88,7 @@ fn accepts_multipart_uploads() {
 
 #[test]
 fn every_bad_request_gets_its_status_and_a_json_error() {
-    let server = Server::start(&["--max-body-mib", "1", "--max-megapixels", "4"]);
+    let server = common::Server::start(&["--max-body-mib", "1", "--max-megapixels", "4"]);
     let predict = format!("{}/v1/predict", server.url);
     assert_error(post(&predict, "image/jpeg", &vec![0u8; 2 * 1024 * 1024]), 413, "length limit");
     // 3000x3000 = 9 MP of zeros compresses to a few KB: a small upload that would decode big.
@@ -151,7 +111,7 @@ fn every_bad_request_gets_its_status_and_a_json_error() {
 
 #[test]
 fn a_request_over_the_time_limit_gets_503() {
-    let server = Server::start(&["--timeout", "0.05"]);
+    let server = common::Server::start(&["--timeout", "0.05"]);
     // A 4000x3000 photo takes far longer than 50 ms to decode and search for faces.
     let big = RgbImage::from_fn(4000, 3000, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8]));
     let mut bytes = Vec::new();
@@ -163,7 +123,7 @@ fn a_request_over_the_time_limit_gets_503() {
 
 #[test]
 fn beyond_concurrency_and_queue_requests_get_503_with_retry_after() {
-    let server = Server::start(&["--concurrency", "1", "--queue", "0"]);
+    let server = common::Server::start(&["--concurrency", "1", "--queue", "0"]);
     let url = format!("{}/v1/predict?faces=detect", server.url);
     let photo = std::fs::read(common::demo_photo_path()).unwrap();
     let results: Vec<(u16, Option<String>, Value)> = std::thread::scope(|s| {
@@ -182,7 +142,7 @@ fn beyond_concurrency_and_queue_requests_get_503_with_retry_after() {
 
 #[test]
 fn sigterm_lets_the_request_in_flight_finish() {
-    let mut server = Server::start(&[]);
+    let mut server = common::Server::start(&[]);
     let url = format!("{}/v1/predict?tta=ten-crop", server.url);
     let photo = two_face_photo();
     let in_flight = std::thread::spawn(move || post(&url, "image/jpeg", &photo));
@@ -195,7 +155,7 @@ fn sigterm_lets_the_request_in_flight_finish() {
 
 #[test]
 fn model_health_and_metrics_describe_the_service() {
-    let server = Server::start(&[]);
+    let server = common::Server::start(&[]);
     let (status, body) = get(&format!("{}/healthz", server.url));
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (status, body) = get(&format!("{}/v1/model", server.url));
@@ -216,7 +176,7 @@ fn model_health_and_metrics_describe_the_service() {
 /// 32 clients for 20 s: nothing but 200s (the queue holds them all) and the latency is printed.
 #[test]
 fn load_of_32_clients_for_20_seconds_has_no_server_errors() {
-    let server = Server::start(&[]);
+    let server = common::Server::start(&[]);
     let url = format!("{}/v1/predict", server.url);
     let photo = std::fs::read(common::demo_photo_path()).unwrap();
     let until = Instant::now() + Duration::from_secs(20);

@@ -6,7 +6,9 @@ use ferlite::emotion::{EMOTIONS, FACE_SIZE};
 use image::{GrayImage, Luma};
 use rand::{Rng, SeedableRng};
 use std::io::Write;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 /// A 48x48 "face" whose class is written in its pattern: an oval of mid-gray with a mouth bar
 /// whose height and curvature depend on the class, plus noise. Learnable, not trivially constant.
@@ -79,3 +81,43 @@ pub fn untrained_model(path: &Path) {
 pub fn demo_photo_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/astronaut.jpg")
 }
+
+/// A running `ferlite serve` on a free loopback port, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.safetensors");
+        untrained_model(&model);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferlite"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--model", model.to_str().unwrap()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ferlite serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
+        Server { child, url, _dir: dir }
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
