@@ -29,6 +29,8 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Measure a model on labelled faces: accuracy, per-class scores, confusion matrix, ROC/AUC.
     Evaluate(cli::evaluate::EvaluateArgs),
+    /// Write the model as ONNX, for other runtimes (ONNX Runtime, PyTorch via onnx2torch, ...).
+    Export(cli::export::ExportArgs),
     /// Find the faces in photos (or take face crops as they are) and give each its emotion and all seven probabilities.
     Predict(cli::predict::PredictArgs),
     /// Serve the model over HTTP: JSON API, Prometheus metrics and a live web page (photo or webcam).
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
         Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Export(args) => cli::export::run(args),
         Command::Predict(args) => cli::predict::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Summary(args) => cli::summary::run(args),

@@ -12,6 +12,7 @@
 //! ```
 
 use crate::emotion::{FACE_SIZE, NUM_CLASSES};
+use crate::infer::{Dense, FastNetwork, FoldedConv, FoldedStage};
 use crate::nn::conv::Conv2d;
 use crate::nn::layers::{self, Linear};
 use crate::nn::norm::{BatchNorm2d, BatchNormTape};
@@ -74,6 +75,15 @@ impl ConvBn {
         let mut y = self.conv.forward(&net.params, x);
         self.bn.forward_eval(&net.params, &net.buffers, &mut y);
         y
+    }
+
+    /// The convolution with this batch norm's inference-time affine map folded into it.
+    fn fold(&self, net: &Network) -> FoldedConv {
+        let (scale, shift) = self.bn.folded(&net.params, &net.buffers);
+        let weight = self.conv.weight.of(&net.params);
+        let patch = weight.len() / self.conv.cout;
+        let weight = weight.chunks(patch).zip(&scale).flat_map(|(row, s)| row.iter().map(move |w| w * s)).collect();
+        FoldedConv { cin: self.conv.cin, cout: self.conv.cout, kernel: self.conv.kernel, weight, bias: shift }
     }
 
     fn forward_train(&self, params: &[f32], buffers: &mut [f32], x: Tensor) -> (Tensor, ConvBnTape) {
@@ -247,6 +257,21 @@ impl Network {
         let mut hidden = self.fc1.forward(&self.params, &pooled);
         layers::relu_in_place(&mut hidden);
         self.fc2.forward(&self.params, &hidden)
+    }
+
+    /// The inference fast path for these weights (batch norms folded, layers fused): see [`crate::infer`].
+    pub fn fold(&self) -> FastNetwork {
+        let dense = |l: &Linear| Dense { inputs: l.inputs, outputs: l.outputs, weight: l.weight.of(&self.params).to_vec(), bias: l.bias.of(&self.params).to_vec() };
+        FastNetwork {
+            stem: self.stem.fold(self),
+            stages: self
+                .stages
+                .iter()
+                .map(|s| FoldedStage { a: s.a.fold(self), b: s.b.fold(self), c: s.c.fold(self), shortcut: s.shortcut.as_ref().map(|c| c.fold(self)) })
+                .collect(),
+            fc1: dense(&self.fc1),
+            fc2: dense(&self.fc2),
+        }
     }
 
     /// Logits in training mode: batch statistics (updating the running ones), dropout drawn from

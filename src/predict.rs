@@ -5,6 +5,7 @@ use crate::data::augment::fixed_view;
 use crate::data::blur::gaussian_blur;
 use crate::eval::metrics::argmax_rows;
 use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
+use crate::infer::FastNetwork;
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
 use crate::nn::Tensor;
@@ -70,6 +71,8 @@ impl Prediction {
 
 pub struct Predictor {
     pub network: Network,
+    /// The same weights on the inference fast path, which does the work.
+    pub fast: FastNetwork,
     /// Where the weights came from: their path, or `embedded`.
     pub source: String,
     /// Validation accuracy recorded in the weights file by `train`, if any.
@@ -80,7 +83,7 @@ pub struct Predictor {
 
 impl Predictor {
     pub fn new(network: Network) -> Self {
-        Predictor { network, source: "in memory".into(), val_accuracy: None, batch_size: 256 }
+        Predictor { fast: network.fold(), network, source: "in memory".into(), val_accuracy: None, batch_size: 256 }
     }
 
     /// The model at `path`, or the embedded one when `path` is `None`.
@@ -92,7 +95,7 @@ impl Predictor {
         };
         let network = Network::from_tensor_file(&file).with_context(|| format!("{source}: not a usable ferlite model"))?;
         let val_accuracy = file.metadata.get(VAL_ACCURACY_KEY).and_then(|v| v.parse().ok());
-        Ok(Predictor { network, source, val_accuracy, batch_size: 256 })
+        Ok(Predictor { source, val_accuracy, ..Predictor::new(network) })
     }
 
     /// Class probabilities for `faces` (48x48 gray pixels, face after face), `n * 7` values.
@@ -115,7 +118,7 @@ impl Predictor {
                         fixed_view(face, flip, dx, dy, out);
                     }
                 }
-                let probs = softmax_rows(&self.network.forward(&input).data, NUM_CLASSES);
+                let probs = softmax_rows(&self.fast.forward(&input).data, NUM_CLASSES);
                 let start = chunk_index * self.batch_size * NUM_CLASSES;
                 sums[start..start + probs.len()].iter_mut().zip(&probs).for_each(|(s, p)| *s += p);
             }

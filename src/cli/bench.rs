@@ -1,5 +1,7 @@
 use anyhow::Result;
+use ferlite::analyze::{analyze, FaceMode};
 use ferlite::emotion::NUM_CLASSES;
+use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
 use ferlite::nn::loss::cross_entropy;
 use ferlite::nn::optim::Optimizer;
@@ -17,6 +19,13 @@ pub struct BenchArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Also print where one batch-1 inference spends its time, layer by layer (fast path).
+    #[arg(long)]
+    layers: bool,
+    /// Also time the whole photo pipeline (decode excluded: detect, crop, classify) on this photo,
+    /// resized to 640x480, e.g. assets/demo/astronaut.jpg.
+    #[arg(long, value_name = "FILE")]
+    photo: Option<std::path::PathBuf>,
 }
 
 /// Median and spread of repeated timings.
@@ -61,12 +70,41 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     });
     println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
 
+    let fast = net.fold();
     for n in [1usize, 256] {
         let x = random_batch(n);
-        let (med, lo, hi) = time(if n == 1 { args.repeats * 20 } else { args.repeats }, || {
+        let repeats = if n == 1 { args.repeats * 20 } else { args.repeats };
+        let (med, lo, hi) = time(repeats, || {
             std::hint::black_box(net.forward(&x));
         });
-        println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+        println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})  framework forward", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+        let (med, lo, hi) = time(repeats, || {
+            std::hint::black_box(fast.forward(&x));
+        });
+        println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})  fast path (folded, fused)", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+    }
+    if args.layers {
+        let face = random_batch(1).data;
+        let runs: Vec<Vec<(String, std::time::Duration)>> = (0..args.repeats * 20).map(|_| fast.profile(&face).1).collect();
+        let total: f64 = runs.iter().map(|r| r.iter().map(|t| t.1.as_secs_f64()).sum::<f64>()).sum::<f64>() / runs.len() as f64;
+        println!("fast path, batch 1, per layer (median of {}):", runs.len());
+        for (i, (name, _)) in runs[0].iter().enumerate() {
+            let (med, _, _) = stats(runs.iter().map(|r| r[i].1.as_secs_f64()).collect());
+            println!("  {name:<28} {:>7.3} ms  {:>5.1}%", med * 1e3, 100.0 * med / total);
+        }
+    }
+    if let Some(path) = &args.photo {
+        let photo = ferlite::image_io::open_image(path)?.resize_exact(640, 480, image::imageops::FilterType::Triangle);
+        let predictor = ferlite::predict::Predictor::new(net.clone());
+        let mut faces = 0;
+        let (med, lo, hi) = time(args.repeats * 5, || {
+            faces = analyze(&predictor, &photo, FaceMode::Detect, Tta::None).map(|f| f.len()).unwrap_or(0);
+        });
+        let gray = photo.to_luma8();
+        let (det, _, _) = time(args.repeats * 5, || {
+            std::hint::black_box(ferlite::faces::detect_faces(&gray).ok());
+        });
+        println!("photo  640x480, {faces} face(s): {:.1} ms detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms", med * 1e3, lo * 1e3, hi * 1e3, det * 1e3);
     }
     Ok(ExitCode::SUCCESS)
 }

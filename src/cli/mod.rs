@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod evaluate;
+pub mod export;
 pub mod predict;
 pub mod serve;
 pub mod summary;

@@ -1,0 +1,86 @@
+"""Side-by-side references for ferlite on the same machine, same weights.
+
+  check  MODEL.onnx INPUT.f32 EXPECTED.f32   run the ONNX model in ONNX Runtime on a raw float32
+                                              [n,1,48,48] input; compare with ferlite's [n,7] logits
+  bench  MODEL.onnx                           time ONNX Runtime (and PyTorch, when importable) as
+                                              ferlite bench does: batch 1 on 1 and 2 threads,
+                                              batch 256 on 2 threads; prints a Markdown table
+"""
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def session(path, threads):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def check(model, input_path, expected_path):
+    x = np.fromfile(input_path, dtype=np.float32).reshape(-1, 1, 48, 48)
+    expected = np.fromfile(expected_path, dtype=np.float32).reshape(x.shape[0], -1)
+    got = session(model, 1).run(None, {"face": x})[0]
+    diff = float(np.abs(got - expected).max())
+    same = bool((got.argmax(1) == expected.argmax(1)).all())
+    print(f"onnxruntime {ort.__version__}: max |logit difference| {diff:.3g}, same predictions: {same}")
+    sys.exit(0 if diff < 1e-3 and same else 1)
+
+
+def timed(fn, repeats):
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def row(name, seconds, n):
+    med, lo, hi = seconds
+    return f"| {name} | {med * 1e3:.2f} ms ({lo * 1e3:.2f}..{hi * 1e3:.2f}) | {n / med:.1f} img/s |"
+
+
+def bench(model):
+    rng = np.random.default_rng(0)
+    one = rng.standard_normal((1, 1, 48, 48), dtype=np.float32)
+    batch = rng.standard_normal((256, 1, 48, 48), dtype=np.float32)
+    print("| system | time per batch, median (min..max) | throughput |")
+    print("|---|---|---|")
+    for threads in (1, 2):
+        s = session(model, threads)
+        print(row(f"ONNX Runtime {ort.__version__}, batch 1, {threads} thread(s)", timed(lambda: s.run(None, {"face": one}), 200), 1))
+    s = session(model, 2)
+    print(row(f"ONNX Runtime {ort.__version__}, batch 256, 2 threads", timed(lambda: s.run(None, {"face": batch}), 10), 256))
+    try:
+        import torch
+        from onnx2torch import convert
+    except ImportError:
+        print("\n(PyTorch rows skipped: torch and onnx2torch are not installed in this venv)")
+        return
+    net = convert(model).eval()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        x = torch.from_numpy(one)
+        with torch.inference_mode():
+            print(row(f"PyTorch {torch.__version__} eager, batch 1, {threads} thread(s)", timed(lambda: net(x), 200), 1))
+    torch.set_num_threads(2)
+    with torch.inference_mode():
+        xb = torch.from_numpy(batch)
+        print(row(f"PyTorch {torch.__version__} eager, batch 256, 2 threads", timed(lambda: net(xb), 10), 256))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "check":
+        check(*sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "bench":
+        bench(sys.argv[2])
+    else:
+        print(__doc__)
+        sys.exit(2)

@@ -1,0 +1,227 @@
+//! The inference fast path: the trained [`Network`](crate::model::Network) with every batch norm
+//! folded into the convolution before it (`W' = W·γ/σ`, `b' = β − μ·γ/σ`), and each layer's
+//! bias, residual add, ReLU and 2x2 max-pool applied in one pass over the GEMM output instead of
+//! four. Images run one per thread with buffers reused across layers and calls.
+//!
+//! Built by `Network::fold` from the one network definition; `tests` pin that both give the same
+//! logits. [`Predictor`](crate::predict::Predictor) uses this path.
+
+use crate::emotion::{FACE_PIXELS, FACE_SIZE};
+use crate::nn::conv::im2col_3x3;
+use crate::nn::gemm::{row_major, sgemm, transposed};
+use crate::nn::Tensor;
+use rayon::prelude::*;
+use std::time::{Duration, Instant};
+
+/// A convolution with its batch norm folded in: `y = W' * x + b'`.
+#[derive(Clone, Debug)]
+pub struct FoldedConv {
+    pub cin: usize,
+    pub cout: usize,
+    /// 1 or 3.
+    pub kernel: usize,
+    /// `[cout, cin * kernel * kernel]`.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// One residual stage: `pool(relu(c(relu(b(relu(a(x))))) + shortcut(x)))`.
+#[derive(Clone, Debug)]
+pub struct FoldedStage {
+    pub a: FoldedConv,
+    pub b: FoldedConv,
+    pub c: FoldedConv,
+    /// 1x1 projection when the channel count changes; identity otherwise.
+    pub shortcut: Option<FoldedConv>,
+}
+
+/// A fully connected layer, `weight` `[outputs, inputs]`.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The inference-only network: see the module docs.
+#[derive(Clone, Debug)]
+pub struct FastNetwork {
+    pub stem: FoldedConv,
+    pub stages: Vec<FoldedStage>,
+    pub fc1: Dense,
+    pub fc2: Dense,
+}
+
+/// What to do with a convolution's output after the bias.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    None,
+    Relu,
+    /// Add the residual, then ReLU.
+    AddRelu(&'a [f32]),
+}
+
+/// Per-thread scratch memory, kept between layers and calls.
+#[derive(Default)]
+struct Workspace {
+    cols: Vec<f32>,
+    x: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    shortcut: Vec<f32>,
+}
+
+impl FoldedConv {
+    /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue.
+    fn run(&self, x: &[f32], h: usize, w: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue) {
+        let hw = h * w;
+        out.resize(self.cout * hw, 0.0);
+        let patches: &[f32] = if self.kernel == 1 {
+            x
+        } else {
+            im2col_3x3(x, self.cin, h, w, cols);
+            cols
+        };
+        let k = self.cin * self.kernel * self.kernel;
+        sgemm(self.cout, k, hw, &self.weight, row_major(k), patches, row_major(hw), 0.0, out, row_major(hw));
+        for (co, row) in out.chunks_mut(hw).enumerate() {
+            let bias = self.bias[co];
+            match epilogue {
+                Epilogue::None => row.iter_mut().for_each(|v| *v += bias),
+                Epilogue::Relu => row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+                Epilogue::AddRelu(residual) => {
+                    row.iter_mut().zip(&residual[co * hw..(co + 1) * hw]).for_each(|(v, r)| *v = (*v + bias + r).max(0.0))
+                }
+            }
+        }
+    }
+}
+
+/// 2x2 max-pool of `[c, h, w]` into `out`.
+fn max_pool_2x2(x: &[f32], c: usize, h: usize, w: usize, out: &mut Vec<f32>) {
+    let (oh, ow) = (h / 2, w / 2);
+    out.resize(c * oh * ow, 0.0);
+    for (plane, o) in x.chunks(h * w).zip(out.chunks_mut(oh * ow)) {
+        for y in 0..oh {
+            let (top, bottom) = (&plane[2 * y * w..][..w], &plane[(2 * y + 1) * w..][..w]);
+            for xx in 0..ow {
+                o[y * ow + xx] = top[2 * xx].max(top[2 * xx + 1]).max(bottom[2 * xx]).max(bottom[2 * xx + 1]);
+            }
+        }
+    }
+}
+
+impl Dense {
+    fn run(&self, x: &[f32], out: &mut [f32], relu: bool) {
+        out.copy_from_slice(&self.bias);
+        sgemm(1, self.inputs, self.outputs, x, row_major(self.inputs), &self.weight, transposed(self.inputs), 1.0, out, row_major(self.outputs));
+        if relu {
+            out.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+impl FastNetwork {
+    pub fn classes(&self) -> usize {
+        self.fc2.outputs
+    }
+
+    /// Logits `[n, classes]` for standardised faces `[n, 1, 48, 48]`, images spread over threads.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        assert_eq!(x.shape[1..], [1, FACE_SIZE, FACE_SIZE], "network input must be [n, 1, 48, 48]");
+        let classes = self.classes();
+        let mut logits = Tensor::zeros([x.batch(), classes, 1, 1]);
+        logits.data.par_chunks_mut(classes).zip(x.data.par_chunks(FACE_PIXELS)).for_each_init(Workspace::default, |ws, (out, face)| {
+            self.forward_one(face, ws, out, &mut |_, _| {});
+        });
+        logits
+    }
+
+    /// Batch-1 forward pass timing each layer: `(layer name, time)` in order, plus the logits.
+    pub fn profile(&self, face: &[f32]) -> (Vec<f32>, Vec<(String, Duration)>) {
+        let mut ws = Workspace::default();
+        let mut out = vec![0.0; self.classes()];
+        let mut times = Vec::new();
+        let mut last = Instant::now();
+        let stages = self.stages.len();
+        self.forward_one(face, &mut ws, &mut out, &mut |name, stage| {
+            let name = if stage < stages && name != "stem" { format!("stage {} {name}", stage + 1) } else { name.to_string() };
+            times.push((name, last.elapsed()));
+            last = Instant::now();
+        });
+        (out, times)
+    }
+
+    /// One image; `lap(layer, index)` is called after each layer (for profiling).
+    fn forward_one(&self, face: &[f32], ws: &mut Workspace, logits: &mut [f32], lap: &mut dyn FnMut(&str, usize)) {
+        let (mut h, mut w) = (FACE_SIZE, FACE_SIZE);
+        let Workspace { cols, x, a, b, shortcut } = ws;
+        self.stem.run(face, h, w, cols, x, Epilogue::Relu);
+        lap("stem", 0);
+        for (i, stage) in self.stages.iter().enumerate() {
+            // `shortcut` holds the residual: the 1x1 projection of the input, or the input itself.
+            match &stage.shortcut {
+                Some(s) => {
+                    s.run(x, h, w, cols, shortcut, Epilogue::None);
+                    lap("shortcut 1x1", i);
+                }
+                None => std::mem::swap(x, shortcut),
+            }
+            let input: &[f32] = if stage.shortcut.is_some() { x } else { shortcut };
+            stage.a.run(input, h, w, cols, a, Epilogue::Relu);
+            lap("conv a", i);
+            stage.b.run(a, h, w, cols, b, Epilogue::Relu);
+            lap("conv b", i);
+            stage.c.run(b, h, w, cols, a, Epilogue::AddRelu(shortcut));
+            lap("conv c + add + relu", i);
+            max_pool_2x2(a, stage.c.cout, h, w, x);
+            (h, w) = (h / 2, w / 2);
+            lap("max-pool", i);
+        }
+        let channels = self.fc1.inputs;
+        let plane = (h * w) as f32;
+        let pooled: Vec<f32> = x.chunks(h * w).take(channels).map(|p| p.iter().sum::<f32>() / plane).collect();
+        let mut hidden = vec![0.0; self.fc1.outputs];
+        self.fc1.run(&pooled, &mut hidden, true);
+        self.fc2.run(&hidden, logits, false);
+        lap("pool + fc1 + fc2", self.stages.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Network, NetworkConfig};
+    use crate::nn::Tensor;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A network whose batch norms are far from identity: perturbed weights (γ, β included) and
+    /// running statistics moved by a few training-mode passes.
+    fn trained_like_network() -> Network {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut net = Network::new(NetworkConfig::paper(), 3);
+        net.params.iter_mut().for_each(|p| *p += rng.random_range(-0.1..0.1));
+        for _ in 0..3 {
+            let x = Tensor::from_vec([8, 1, 48, 48], (0..8 * 2304).map(|_| rng.random_range(-1.5..2.5)).collect());
+            net.forward_train(x, &mut rng);
+        }
+        net
+    }
+
+    #[test]
+    fn fast_path_gives_the_frameworks_logits() {
+        let net = trained_like_network();
+        let fast = net.fold();
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let x = Tensor::from_vec([5, 1, 48, 48], (0..5 * 2304).map(|_| rng.random_range(-2.0..2.0)).collect());
+        let (reference, folded) = (net.forward(&x), fast.forward(&x));
+        let scale = reference.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = reference.data.iter().zip(&folded.data).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(scale > 0.1, "logits should not be trivially small: {scale}");
+        assert!(worst <= 1e-4 * scale.max(1.0), "max |logit difference| {worst} (logit scale {scale})");
+        let (one, times) = fast.profile(&x.data[..2304]);
+        assert_eq!(one, folded.data[..7]);
+        assert_eq!(times.len(), 1 + 4 + 5 + 5 + 1, "stem, 3 stages (two with shortcuts), head: {times:?}");
+    }
+}
