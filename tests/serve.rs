@@ -7,6 +7,7 @@ use image::{GrayImage, ImageFormat, RgbImage};
 use rand::SeedableRng;
 use serde_json::Value;
 use std::io::Cursor;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn agent() -> ureq::Agent {
@@ -64,6 +65,18 @@ fn predicts_a_face_crop_and_a_photo_with_two_faces() {
     assert_eq!(probabilities.len(), 7);
     assert!((probabilities.values().map(|v| v.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-4);
     assert!(body["timing_ms"]["total"].as_f64().unwrap() > 0.0);
+
+    // A real FER2013 face as users would send it (its JPEG file), when the data is beside the checkout.
+    let val_happy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fer2013/val/happy");
+    match std::fs::read_dir(&val_happy).ok().and_then(|mut d| d.next()).and_then(Result::ok) {
+        Some(entry) => {
+            let (status, _, body) = post(&format!("{}/v1/predict", server.url), "image/jpeg", &std::fs::read(entry.path()).unwrap());
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["faces"].as_array().unwrap().len(), 1, "a 48x48 FER2013 file is one face crop: {body}");
+            assert_eq!(body["image"]["width"], 48);
+        }
+        None => eprintln!("skipping the FER2013 file: {} not present", val_happy.display()),
+    }
 
     let (status, _, body) = post(&format!("{}/v1/predict?tta=flip", server.url), "image/jpeg", &two_face_photo());
     assert_eq!(status, 200, "{body}");
