@@ -70,11 +70,13 @@ struct Workspace {
     a: Vec<f32>,
     b: Vec<f32>,
     shortcut: Vec<f32>,
+    /// Output-channel blocks per convolution, run in parallel (see `FoldedConv::run`).
+    split: usize,
 }
 
 impl FoldedConv {
     /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue.
-    fn run(&self, x: &[f32], h: usize, w: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue) {
+    fn run(&self, x: &[f32], h: usize, w: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue, split: usize) {
         let hw = h * w;
         out.resize(self.cout * hw, 0.0);
         let patches: &[f32] = if self.kernel == 1 {
@@ -84,16 +86,26 @@ impl FoldedConv {
             cols
         };
         let k = self.cin * self.kernel * self.kernel;
-        sgemm(self.cout, k, hw, &self.weight, row_major(k), patches, row_major(hw), 0.0, out, row_major(hw));
-        for (co, row) in out.chunks_mut(hw).enumerate() {
-            let bias = self.bias[co];
-            match epilogue {
-                Epilogue::None => row.iter_mut().for_each(|v| *v += bias),
-                Epilogue::Relu => row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
-                Epilogue::AddRelu(residual) => {
-                    row.iter_mut().zip(&residual[co * hw..(co + 1) * hw]).for_each(|(v, r)| *v = (*v + bias + r).max(0.0))
+        // `split` blocks of output channels run on separate threads (batch 1); 1 = this thread only.
+        let rows = self.cout.div_ceil(split.clamp(1, self.cout));
+        let block = |(i, ((out, weight), bias)): (usize, ((&mut [f32], &[f32]), &[f32]))| {
+            sgemm(bias.len(), k, hw, weight, row_major(k), patches, row_major(hw), 0.0, out, row_major(hw));
+            for (r, row) in out.chunks_mut(hw).enumerate() {
+                let (bias, co) = (bias[r], i * rows + r);
+                match epilogue {
+                    Epilogue::None => row.iter_mut().for_each(|v| *v += bias),
+                    Epilogue::Relu => row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+                    Epilogue::AddRelu(residual) => {
+                        row.iter_mut().zip(&residual[co * hw..(co + 1) * hw]).for_each(|(v, r)| *v = (*v + bias + r).max(0.0))
+                    }
                 }
             }
+        };
+        let blocks = out.chunks_mut(rows * hw).zip(self.weight.chunks(rows * k)).zip(self.bias.chunks(rows)).enumerate();
+        if rows == self.cout {
+            blocks.for_each(block);
+        } else {
+            blocks.par_bridge().for_each(block);
         }
     }
 }
@@ -132,15 +144,25 @@ impl FastNetwork {
         assert_eq!(x.shape[1..], [1, FACE_SIZE, FACE_SIZE], "network input must be [n, 1, 48, 48]");
         let classes = self.classes();
         let mut logits = Tensor::zeros([x.batch(), classes, 1, 1]);
-        logits.data.par_chunks_mut(classes).zip(x.data.par_chunks(FACE_PIXELS)).for_each_init(Workspace::default, |ws, (out, face)| {
-            self.forward_one(face, ws, out, &mut |_, _| {});
-        });
+        let threads = rayon::current_num_threads();
+        if x.batch() >= threads {
+            // Enough images: one per thread.
+            logits.data.par_chunks_mut(classes).zip(x.data.par_chunks(FACE_PIXELS)).for_each_init(Workspace::default, |ws, (out, face)| {
+                self.forward_one(face, ws, out, &mut |_, _| {});
+            });
+        } else {
+            // Fewer images than threads (batch 1: a live frame): split each layer's channels instead.
+            let mut ws = Workspace { split: threads, ..Workspace::default() };
+            for (out, face) in logits.data.chunks_mut(classes).zip(x.data.chunks(FACE_PIXELS)) {
+                self.forward_one(face, &mut ws, out, &mut |_, _| {});
+            }
+        }
         logits
     }
 
     /// Batch-1 forward pass timing each layer: `(layer name, time)` in order, plus the logits.
     pub fn profile(&self, face: &[f32]) -> (Vec<f32>, Vec<(String, Duration)>) {
-        let mut ws = Workspace::default();
+        let mut ws = Workspace { split: rayon::current_num_threads(), ..Workspace::default() };
         let mut out = vec![0.0; self.classes()];
         let mut times = Vec::new();
         let mut last = Instant::now();
@@ -156,24 +178,24 @@ impl FastNetwork {
     /// One image; `lap(layer, index)` is called after each layer (for profiling).
     fn forward_one(&self, face: &[f32], ws: &mut Workspace, logits: &mut [f32], lap: &mut dyn FnMut(&str, usize)) {
         let (mut h, mut w) = (FACE_SIZE, FACE_SIZE);
-        let Workspace { cols, x, a, b, shortcut } = ws;
-        self.stem.run(face, h, w, cols, x, Epilogue::Relu);
+        let Workspace { cols, x, a, b, shortcut, split } = ws;
+        self.stem.run(face, h, w, cols, x, Epilogue::Relu, *split);
         lap("stem", 0);
         for (i, stage) in self.stages.iter().enumerate() {
             // `shortcut` holds the residual: the 1x1 projection of the input, or the input itself.
             match &stage.shortcut {
                 Some(s) => {
-                    s.run(x, h, w, cols, shortcut, Epilogue::None);
+                    s.run(x, h, w, cols, shortcut, Epilogue::None, *split);
                     lap("shortcut 1x1", i);
                 }
                 None => std::mem::swap(x, shortcut),
             }
             let input: &[f32] = if stage.shortcut.is_some() { x } else { shortcut };
-            stage.a.run(input, h, w, cols, a, Epilogue::Relu);
+            stage.a.run(input, h, w, cols, a, Epilogue::Relu, *split);
             lap("conv a", i);
-            stage.b.run(a, h, w, cols, b, Epilogue::Relu);
+            stage.b.run(a, h, w, cols, b, Epilogue::Relu, *split);
             lap("conv b", i);
-            stage.c.run(b, h, w, cols, a, Epilogue::AddRelu(shortcut));
+            stage.c.run(b, h, w, cols, a, Epilogue::AddRelu(shortcut), *split);
             lap("conv c + add + relu", i);
             max_pool_2x2(a, stage.c.cout, h, w, x);
             (h, w) = (h / 2, w / 2);
@@ -223,5 +245,16 @@ mod tests {
         let (one, times) = fast.profile(&x.data[..2304]);
         assert_eq!(one, folded.data[..7]);
         assert_eq!(times.len(), 1 + 4 + 5 + 5 + 1, "stem, 3 stages (two with shortcuts), head: {times:?}");
+    }
+
+    #[test]
+    fn batch_one_split_over_threads_gives_the_single_thread_logits() {
+        let fast = trained_like_network().fold();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let x = Tensor::from_vec([1, 1, 48, 48], (0..2304).map(|_| rng.random_range(-2.0..2.0)).collect());
+        let on = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| fast.forward(&x));
+        let (single, split) = (on(1), on(3));
+        let worst = single.data.iter().zip(&split.data).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-5, "max |logit difference| {worst}");
     }
 }

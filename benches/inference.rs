@@ -1,0 +1,60 @@
+//! Criterion benchmarks of the paper network: the same rows as `ferlite bench` (inference batch 1
+//! and 256 on the fast path and the framework forward, one training step at batch 64), with
+//! criterion's confidence intervals. `cargo bench --bench inference`; pin threads with
+//! RAYON_NUM_THREADS=1 for the single-thread rows.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferlite::emotion::NUM_CLASSES;
+use ferlite::model::{Network, NetworkConfig};
+use ferlite::nn::loss::cross_entropy;
+use ferlite::nn::optim::Optimizer;
+use ferlite::nn::Tensor;
+use ferlite::rng::rng_for;
+use rand::Rng;
+use std::hint::black_box;
+
+fn faces(n: usize) -> Tensor {
+    let mut rng = rng_for(&[n as u64]);
+    Tensor::from_vec([n, 1, 48, 48], (0..n * 2304).map(|_| rng.random_range(-2.0..2.0)).collect())
+}
+
+fn inference(c: &mut Criterion) {
+    let net = Network::new(NetworkConfig::paper(), 0);
+    let fast = net.fold();
+    let mut group = c.benchmark_group("inference");
+    for n in [1usize, 256] {
+        let x = faces(n);
+        group.throughput(Throughput::Elements(n as u64));
+        if n > 1 {
+            group.sample_size(10);
+        }
+        group.bench_with_input(BenchmarkId::new("fast_path", n), &x, |b, x| b.iter(|| black_box(fast.forward(x))));
+        group.bench_with_input(BenchmarkId::new("framework", n), &x, |b, x| b.iter(|| black_box(net.forward(x))));
+    }
+    group.finish();
+}
+
+fn training_step(c: &mut Criterion) {
+    let mut net = Network::new(NetworkConfig::paper(), 0);
+    let x = faces(64);
+    let labels: Vec<usize> = (0..64).map(|i| i % NUM_CLASSES).collect();
+    let mut optimizer = Optimizer::new(Default::default(), net.param_layout.decay_mask());
+    let mut grads = vec![0.0; net.num_params()];
+    let mut group = c.benchmark_group("training");
+    group.throughput(Throughput::Elements(64)).sample_size(10);
+    let mut step = 0u64;
+    group.bench_function("step_batch_64", |b| {
+        b.iter(|| {
+            step += 1;
+            let (logits, tape) = net.forward_train(x.clone(), &mut rng_for(&[step]));
+            let loss = cross_entropy(&logits.data, &labels, NUM_CLASSES, 0.1, None);
+            grads.fill(0.0);
+            net.backward(&tape, Tensor::from_vec(logits.shape, loss.grad), &mut grads);
+            optimizer.step(&mut net.params, &grads, 0.01);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, inference, training_step);
+criterion_main!(benches);
