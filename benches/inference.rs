@@ -6,10 +6,10 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferlite::emotion::NUM_CLASSES;
 use ferlite::model::{Network, NetworkConfig};
-use ferlite::nn::loss::cross_entropy;
 use ferlite::nn::optim::Optimizer;
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
+use ferlite::train::train_step;
 use rand::Rng;
 use std::hint::black_box;
 
@@ -46,11 +46,7 @@ fn training_step(c: &mut Criterion) {
     group.bench_function("step_batch_64", |b| {
         b.iter(|| {
             step += 1;
-            let (logits, tape) = net.forward_train(x.clone(), &mut rng_for(&[step]));
-            let loss = cross_entropy(&logits.data, &labels, NUM_CLASSES, 0.1, None);
-            grads.fill(0.0);
-            net.backward(&tape, Tensor::from_vec(logits.shape, loss.grad), &mut grads);
-            optimizer.step(&mut net.params, &grads, 0.01);
+            train_step(&mut net, &mut optimizer, &mut grads, x.clone(), &labels, 0.1, None, 0.01, &mut rng_for(&[step]));
         })
     });
     group.finish();

@@ -3,10 +3,10 @@ use ferlite::analyze::{analyze, FaceMode};
 use ferlite::emotion::NUM_CLASSES;
 use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
-use ferlite::nn::loss::cross_entropy;
 use ferlite::nn::optim::Optimizer;
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
+use ferlite::train::train_step;
 use rand::Rng;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -62,11 +62,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut step = 0u64;
     let (med, lo, hi) = time(args.repeats, || {
         step += 1;
-        let (logits, tape) = net.forward_train(x.clone(), &mut rng_for(&[step]));
-        let out = cross_entropy(&logits.data, &labels, NUM_CLASSES, 0.1, None);
-        grads.fill(0.0);
-        net.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
-        opt.step(&mut net.params, &grads, 0.01);
+        train_step(&mut net, &mut opt, &mut grads, x.clone(), &labels, 0.1, None, 0.01, &mut rng_for(&[step]));
     });
     println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
 

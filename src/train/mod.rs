@@ -18,13 +18,14 @@ use crate::data::FaceSet;
 use crate::emotion::NUM_CLASSES;
 use crate::eval::Evaluation;
 use crate::model::Network;
-use crate::nn::loss::cross_entropy;
+use crate::nn::loss::{cross_entropy, LossOutput};
 use crate::nn::optim::Optimizer;
 use crate::nn::Tensor;
 use crate::predict::{Predictor, Tta};
 use crate::rng::{derive_seed, rng_for, site};
 use crate::weights::VAL_ACCURACY_KEY;
 use anyhow::{Context, Result};
+use rand::Rng;
 use checkpoint::{Checkpoint, TrainState};
 use config::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -145,11 +146,7 @@ impl Trainer {
             let step = self.state.steps_done;
             lr = config.schedule.lr_at(config.lr, step, total_steps, steps_per_epoch, &self.state.schedule);
             let mut dropout_rng = rng_for(&[config.seed, epoch as u64, step_in_epoch as u64, site::DROPOUT]);
-            let (logits, tape) = self.network.forward_train(batch.input, &mut dropout_rng);
-            let out = cross_entropy(&logits.data, &batch.labels, NUM_CLASSES, config.label_smoothing, class_weights);
-            grads.fill(0.0);
-            self.network.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
-            self.optimizer.step(&mut self.network.params, &grads, lr);
+            let out = train_step(&mut self.network, &mut self.optimizer, &mut grads, batch.input, &batch.labels, config.label_smoothing, class_weights, lr, &mut dropout_rng);
 
             let n = batch.labels.len();
             let predicted = crate::eval::metrics::argmax_rows(&out.probs, NUM_CLASSES);
@@ -216,6 +213,29 @@ impl Trainer {
 }
 
 /// Reads `metrics.jsonl`.
+/// One optimisation step on a batch: training-mode forward pass (dropout from `rng`), loss,
+/// backward pass into `grads` (cleared first), optimiser update at `lr`. Returns the loss output
+/// (its `grad` consumed: empty). The step `train` runs and `ferlite bench` and the criterion benches time.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    network: &mut Network,
+    optimizer: &mut Optimizer,
+    grads: &mut [f32],
+    input: Tensor,
+    labels: &[usize],
+    label_smoothing: f32,
+    class_weights: Option<&[f32]>,
+    lr: f32,
+    rng: &mut impl Rng,
+) -> LossOutput {
+    let (logits, tape) = network.forward_train(input, rng);
+    let mut out = cross_entropy(&logits.data, labels, NUM_CLASSES, label_smoothing, class_weights);
+    grads.fill(0.0);
+    network.backward(&tape, Tensor::from_vec(logits.shape, std::mem::take(&mut out.grad)), grads);
+    optimizer.step(&mut network.params, grads, lr);
+    out
+}
+
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     text.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad row", path.display(), i + 1))).collect()
