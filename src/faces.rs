@@ -72,7 +72,7 @@ impl FaceDetector {
                 }
             })
             .collect();
-        faces.sort_by(|a, b| (b.width * b.height).cmp(&(a.width * a.height)));
+        faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
         faces
     }
 }

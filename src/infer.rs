@@ -75,8 +75,9 @@ struct Workspace {
 }
 
 impl FoldedConv {
-    /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue.
-    fn run(&self, x: &[f32], h: usize, w: usize, cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue, split: usize) {
+    /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue. `split` blocks of output channels run
+    /// on separate threads (for batch 1); 1 keeps it all on this thread.
+    fn run(&self, x: &[f32], (h, w): (usize, usize), cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue, split: usize) {
         let hw = h * w;
         out.resize(self.cout * hw, 0.0);
         let patches: &[f32] = if self.kernel == 1 {
@@ -86,12 +87,15 @@ impl FoldedConv {
             cols
         };
         let k = self.cin * self.kernel * self.kernel;
-        // `split` blocks of output channels run on separate threads (batch 1); 1 = this thread only.
         let rows = self.cout.div_ceil(split.clamp(1, self.cout));
-        let block = |(i, ((out, weight), bias)): (usize, ((&mut [f32], &[f32]), &[f32]))| {
-            sgemm(bias.len(), k, hw, weight, row_major(k), patches, row_major(hw), 0.0, out, row_major(hw));
-            for (r, row) in out.chunks_mut(hw).enumerate() {
-                let (bias, co) = (bias[r], i * rows + r);
+        // Output channels `first..first + block.len() / hw`: their GEMM rows, then the epilogue.
+        let run_block = |(index, block): (usize, &mut [f32])| {
+            let first = index * rows;
+            let channels = first..first + block.len() / hw;
+            let weight = &self.weight[channels.start * k..channels.end * k];
+            sgemm(channels.len(), k, hw, weight, row_major(k), patches, row_major(hw), 0.0, block, row_major(hw));
+            for (row, co) in block.chunks_mut(hw).zip(channels) {
+                let bias = self.bias[co];
                 match epilogue {
                     Epilogue::None => row.iter_mut().for_each(|v| *v += bias),
                     Epilogue::Relu => row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
@@ -101,11 +105,11 @@ impl FoldedConv {
                 }
             }
         };
-        let blocks = out.chunks_mut(rows * hw).zip(self.weight.chunks(rows * k)).zip(self.bias.chunks(rows)).enumerate();
+        let blocks = out.chunks_mut(rows * hw).enumerate();
         if rows == self.cout {
-            blocks.for_each(block);
+            blocks.for_each(run_block);
         } else {
-            blocks.par_bridge().for_each(block);
+            blocks.par_bridge().for_each(run_block);
         }
     }
 }
@@ -179,23 +183,23 @@ impl FastNetwork {
     fn forward_one(&self, face: &[f32], ws: &mut Workspace, logits: &mut [f32], lap: &mut dyn FnMut(&str, usize)) {
         let (mut h, mut w) = (FACE_SIZE, FACE_SIZE);
         let Workspace { cols, x, a, b, shortcut, split } = ws;
-        self.stem.run(face, h, w, cols, x, Epilogue::Relu, *split);
+        self.stem.run(face, (h, w), cols, x, Epilogue::Relu, *split);
         lap("stem", 0);
         for (i, stage) in self.stages.iter().enumerate() {
             // `shortcut` holds the residual: the 1x1 projection of the input, or the input itself.
             match &stage.shortcut {
                 Some(s) => {
-                    s.run(x, h, w, cols, shortcut, Epilogue::None, *split);
+                    s.run(x, (h, w), cols, shortcut, Epilogue::None, *split);
                     lap("shortcut 1x1", i);
                 }
                 None => std::mem::swap(x, shortcut),
             }
             let input: &[f32] = if stage.shortcut.is_some() { x } else { shortcut };
-            stage.a.run(input, h, w, cols, a, Epilogue::Relu, *split);
+            stage.a.run(input, (h, w), cols, a, Epilogue::Relu, *split);
             lap("conv a", i);
-            stage.b.run(a, h, w, cols, b, Epilogue::Relu, *split);
+            stage.b.run(a, (h, w), cols, b, Epilogue::Relu, *split);
             lap("conv b", i);
-            stage.c.run(b, h, w, cols, a, Epilogue::AddRelu(shortcut), *split);
+            stage.c.run(b, (h, w), cols, a, Epilogue::AddRelu(shortcut), *split);
             lap("conv c + add + relu", i);
             max_pool_2x2(a, stage.c.cout, h, w, x);
             (h, w) = (h / 2, w / 2);
