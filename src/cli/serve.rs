@@ -37,11 +37,10 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let predictor = Predictor::load(args.model.as_deref())?;
-    let defaults = ServeConfig::default();
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mib * 1024.0 * 1024.0) as usize,
         max_pixels: (args.max_megapixels * 1e6) as u64,
-        concurrency: args.concurrency.unwrap_or(defaults.concurrency),
+        concurrency: args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         queue: args.queue,
         request_timeout: Duration::from_secs_f64(args.timeout),
     };

@@ -13,7 +13,6 @@ pub mod api;
 pub mod error;
 pub mod metrics;
 
-use crate::image_io::MAX_IMAGE_PIXELS;
 use crate::predict::Predictor;
 use admission::Admission;
 use anyhow::{Context, Result};
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Limits of the service (all set from `ferlite serve`'s flags).
+/// Limits of the service. Their defaults live in one place: `ferlite serve`'s flags.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     /// Largest request body; larger gets 413.
@@ -34,18 +33,6 @@ pub struct ServeConfig {
     pub queue: usize,
     /// Longest a request may take from arrival to answer; past it, 503 (processing) or 408 (upload).
     pub request_timeout: Duration,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            max_body_bytes: 10 * 1024 * 1024,
-            max_pixels: MAX_IMAGE_PIXELS / 2,
-            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            queue: 64,
-            request_timeout: Duration::from_secs(30),
-        }
-    }
 }
 
 /// What every request handler shares.
