@@ -55,7 +55,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Blur (Gaussian σ, pixels) applied to faces at inference and validation so that sharp faces
-    /// match the sharpness of the training images (FER2013 train/ here: about 1.8; see docs/data.md).
+    /// match the sharpness of the training images (FER2013 train/ here: about 3; see docs/data.md).
     #[arg(long, value_name = "SIGMA")]
     input_blur: Option<f32>,
     /// Train on the faces as they are (no flips, warps or erasing).

@@ -1,5 +1,5 @@
 //! Gaussian blur of a 48x48 face, used to match a sharp input to the sharpness the model was
-//! trained at. FER2013's training images here are low-passed (like a Gaussian of σ ≈ 2 px) while
+//! trained at. FER2013's training images here are low-passed (like a Gaussian of σ ≈ 3 px) while
 //! its test images are sharp (`docs/data.md`); a model trained on the former sees the latter as
 //! out of distribution unless they are blurred the same way first.
 
