@@ -8,7 +8,7 @@
 
 use ferlite::data::{load, BadInput, Split};
 use ferlite::emotion::EMOTIONS;
-use ferlite::faces::{crop_face, detect_faces, CROP_MARGIN};
+use ferlite::faces::{crop_face, detect_faces, FaceBox, CROP_MARGIN};
 use ferlite::predict::{Predictor, Tta};
 use image::{GrayImage, Luma};
 
@@ -19,9 +19,11 @@ fn main() -> anyhow::Result<()> {
         _ => Split::Val,
     };
     let predictor = std::env::args().nth(3).map(|m| Predictor::load(Some(std::path::Path::new(&m)))).transpose()?;
-    let (mut agree, mut compared) = (0usize, 0usize);
-    // Sums of box side / face side, and box centre offset / face side (x, y).
-    let mut geometry = [0f64; 3];
+    // Label agreement with the 48x48 original: through the detector's box, and through the exact
+    // place the face was pasted (what resampling alone costs).
+    let (mut agree, mut agree_exact, mut compared) = (0usize, 0usize, 0usize);
+    // Sums of box side / face side and box centre offset / face side (x, y), and of their squares.
+    let (mut geometry, mut geometry_sq) = ([0f64; 3], [0f64; 3]);
     let set = load(std::path::Path::new(&root), Some(split), BadInput::Abort)?;
     const SIDE: u32 = 144;
     const PER_ROW: u32 = 6;
@@ -43,22 +45,30 @@ fn main() -> anyhow::Result<()> {
             total[class] += 1;
             let Some(b) = boxes.iter().find(|b| (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5) else { continue };
             found[class] += 1;
-            geometry[0] += b.width as f64 / SIDE as f64;
-            geometry[1] += (b.x as f64 + b.width as f64 / 2.0 - cx as f64) / SIDE as f64;
-            geometry[2] += (b.y as f64 + b.height as f64 / 2.0 - cy as f64) / SIDE as f64;
+            let measures = [b.width as f64 / SIDE as f64, (b.x as f64 + b.width as f64 / 2.0 - cx as f64) / SIDE as f64, (b.y as f64 + b.height as f64 / 2.0 - cy as f64) / SIDE as f64];
+            for k in 0..3 {
+                geometry[k] += measures[k];
+                geometry_sq[k] += measures[k] * measures[k];
+            }
             if let Some(p) = &predictor {
+                let original = p.predict(set.face(i), Tta::None)[0].class_index;
                 let from_photo = p.predict(&crop_face(&photo, b, CROP_MARGIN), Tta::None)[0].class_index;
+                let exact = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, width: SIDE, height: SIDE, score: None };
+                let from_exact = p.predict(&crop_face(&photo, &exact, 0.0), Tta::None)[0].class_index;
                 compared += 1;
-                agree += usize::from(from_photo == p.predict(set.face(i), Tta::None)[0].class_index);
+                agree += usize::from(from_photo == original);
+                agree_exact += usize::from(from_exact == original);
             }
         }
     }
     let all: usize = found.iter().sum();
     println!("recall {:.1}% ({all} of {})", 100.0 * all as f64 / set.len() as f64, set.len());
     let n = all.max(1) as f64;
-    println!("box side / FER face side {:.3}; box centre offset x {:+.3}, y {:+.3} (of the face side)", geometry[0] / n, geometry[1] / n, geometry[2] / n);
+    let [side, dx, dy] = [0, 1, 2].map(|k| (geometry[k] / n, (geometry_sq[k] / n - (geometry[k] / n).powi(2)).max(0.0).sqrt()));
+    println!("box side / FER face side {:.3} (sd {:.3}); box centre offset x {:+.3} (sd {:.3}), y {:+.3} (sd {:.3}) (of the face side)", side.0, side.1, dx.0, dx.1, dy.0, dy.1);
     if compared > 0 {
-        println!("label from photo == label of the 48x48 original: {:.1}% ({agree} of {compared})", 100.0 * agree as f64 / compared as f64);
+        let percent = |k: usize| 100.0 * k as f64 / compared as f64;
+        println!("label from photo == label of the 48x48 original: {:.1}% ({agree} of {compared}); cropped at the exact paste place: {:.1}%", percent(agree), percent(agree_exact));
     }
     for c in 0..7 {
         println!("  {:<9} {:.1}% ({} of {})", EMOTIONS[c], 100.0 * found[c] as f64 / total[c].max(1) as f64, found[c], total[c]);

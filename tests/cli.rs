@@ -194,6 +194,21 @@ fn predict_on_a_photo_finds_the_face_and_reports_its_box() {
 
 const EMOTION_NAMES: [&str; 7] = ferlite::emotion::EMOTIONS;
 
+/// No `--model`: the trained model compiled into the binary answers, and calls the smiling
+/// astronaut of the demo photo happy (an untrained network would not, but for luck).
+#[test]
+fn predict_without_model_uses_the_embedded_trained_model() {
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/astronaut.jpg");
+    let o = ferlite(&["predict", photo, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let face = &line["faces"][0];
+    assert_eq!(face["emotion"], "happy", "{line}");
+    assert!(face["confidence"].as_f64().unwrap() > 0.5, "{line}");
+    let total: f64 = EMOTION_NAMES.iter().map(|e| face["probabilities"][e].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-3, "probabilities sum to {total}");
+}
+
 #[test]
 fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
     let tmp = tempfile::tempdir().unwrap();

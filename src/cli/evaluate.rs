@@ -19,7 +19,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Test-time augmentation: average the predictions over flipped / shifted views.
-    #[arg(long, value_enum, default_value_t = Tta::None)]
+    #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
     /// Override the model's input blur (Gaussian σ in pixels; 0 for none), e.g. to choose it on val.
     #[arg(long, value_name = "SIGMA")]

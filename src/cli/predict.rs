@@ -22,7 +22,8 @@ pub struct PredictArgs {
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
     model: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Tta::None)]
+    /// Test-time augmentation: average the predictions over flipped / shifted views (`none` is fastest).
+    #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
