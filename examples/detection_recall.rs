@@ -4,11 +4,14 @@
 //! detector's boxes sit relative to the FER2013 framing (what `faces::crop_face` must undo), and,
 //! given a model, how often the label from the photo equals the label of the original 48x48 face.
 //!
-//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors]
+//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [both|ssd|seeta] [DUMP_DIR]
+//!
+//! With DUMP_DIR, each grid photo is also written there as raw RGB (`grid_NNNN_WxH.rgb`) with a
+//! `placed.jsonl` of where each face went, for running other detectors (face-api) on the same photos.
 
 use ferlite::data::{load, BadInput, Split};
 use ferlite::emotion::EMOTIONS;
-use ferlite::faces::{crop_face, detect_faces, FaceBox, CROP_MARGIN};
+use ferlite::faces::{crop_face, Detector, FaceBox};
 use ferlite::predict::{Predictor, Tta};
 use image::{GrayImage, Luma};
 
@@ -18,7 +21,20 @@ fn main() -> anyhow::Result<()> {
         Some("train") => Split::Train,
         _ => Split::Val,
     };
-    let predictor = std::env::args().nth(3).map(|m| Predictor::load(Some(std::path::Path::new(&m)))).transpose()?;
+    let predictor = std::env::args().nth(3).filter(|m| m != "-").map(|m| Predictor::load(Some(std::path::Path::new(&m)))).transpose()?;
+    let detector = match std::env::args().nth(4).as_deref() {
+        Some("seeta") => Detector::Seeta,
+        Some("ssd") => Detector::Ssd,
+        _ => Detector::Both,
+    };
+    let dump = std::env::args().nth(5).map(std::path::PathBuf::from);
+    let mut placed_log = match &dump {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Some(std::fs::File::create(dir.join("placed.jsonl"))?)
+        }
+        None => None,
+    };
     // Label agreement with the 48x48 original: through the detector's box, and through the exact
     // place the face was pasted (what resampling alone costs).
     let (mut agree, mut agree_exact, mut compared) = (0usize, 0usize, 0usize);
@@ -39,21 +55,28 @@ fn main() -> anyhow::Result<()> {
             image::imageops::replace(&mut photo, &big, x as i64, y as i64);
             placed.push((i, x + SIDE / 2, y + SIDE / 2));
         }
-        let boxes = detect_faces(&photo)?;
+        if let (Some(dir), Some(log)) = (&dump, placed_log.as_mut()) {
+            use std::io::Write;
+            let name = format!("grid_{:04}_{}x{}.rgb", chunk[0] / (PER_ROW * PER_ROW) as usize, photo.width(), photo.height());
+            std::fs::write(dir.join(&name), image::DynamicImage::ImageLuma8(photo.clone()).to_rgb8().as_raw())?;
+            let faces: Vec<_> = placed.iter().map(|&(i, cx, cy)| serde_json::json!({"source": set.sources[i], "label": set.labels[i], "cx": cx, "cy": cy, "side": SIDE})).collect();
+            writeln!(log, "{}", serde_json::json!({"file": name, "width": photo.width(), "height": photo.height(), "faces": faces}))?;
+        }
+        let boxes = detector.detect(&image::DynamicImage::ImageLuma8(photo.clone()))?;
         for (i, cx, cy) in placed {
             let class = set.labels[i] as usize;
             total[class] += 1;
             let Some(b) = boxes.iter().find(|b| (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5) else { continue };
             found[class] += 1;
-            let measures = [b.width as f64 / SIDE as f64, (b.x as f64 + b.width as f64 / 2.0 - cx as f64) / SIDE as f64, (b.y as f64 + b.height as f64 / 2.0 - cy as f64) / SIDE as f64];
+            let measures = [b.width.max(b.height) as f64 / SIDE as f64, (b.x as f64 + b.width as f64 / 2.0 - cx as f64) / SIDE as f64, (b.y as f64 + b.height as f64 / 2.0 - cy as f64) / SIDE as f64];
             for k in 0..3 {
                 geometry[k] += measures[k];
                 geometry_sq[k] += measures[k] * measures[k];
             }
             if let Some(p) = &predictor {
                 let original = p.predict(set.face(i), Tta::None)[0].class_index;
-                let from_photo = p.predict(&crop_face(&photo, b, CROP_MARGIN), Tta::None)[0].class_index;
-                let exact = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, width: SIDE, height: SIDE, score: None };
+                let from_photo = p.predict(&crop_face(&photo, b, b.crop_margin()), Tta::None)[0].class_index;
+                let exact = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, ..FaceBox::whole(SIDE, SIDE) };
                 let from_exact = p.predict(&crop_face(&photo, &exact, 0.0), Tta::None)[0].class_index;
                 compared += 1;
                 agree += usize::from(from_photo == original);
@@ -62,10 +85,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let all: usize = found.iter().sum();
-    println!("recall {:.1}% ({all} of {})", 100.0 * all as f64 / set.len() as f64, set.len());
+    println!("{detector:?} detector: recall {:.1}% ({all} of {})", 100.0 * all as f64 / set.len() as f64, set.len());
     let n = all.max(1) as f64;
     let [side, dx, dy] = [0, 1, 2].map(|k| (geometry[k] / n, (geometry_sq[k] / n - (geometry[k] / n).powi(2)).max(0.0).sqrt()));
-    println!("box side / FER face side {:.3} (sd {:.3}); box centre offset x {:+.3} (sd {:.3}), y {:+.3} (sd {:.3}) (of the face side)", side.0, side.1, dx.0, dx.1, dy.0, dy.1);
+    println!("box side (longer) / FER face side {:.3} (sd {:.3}); box centre offset x {:+.3} (sd {:.3}), y {:+.3} (sd {:.3}) (of the face side)", side.0, side.1, dx.0, dx.1, dy.0, dy.1);
     if compared > 0 {
         let percent = |k: usize| 100.0 * k as f64 / compared as f64;
         println!("label from photo == label of the 48x48 original: {:.1}% ({agree} of {compared}); cropped at the exact paste place: {:.1}%", percent(agree), percent(agree_exact));

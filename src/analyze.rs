@@ -2,7 +2,7 @@
 //! each like FER2013, and classify the crops in one batch. `predict`, `serve` and the GIF/frame
 //! readers all go through [`analyze`], so a photo gives the same answer whichever way it arrives.
 
-use crate::faces::{crop_face, detect_faces, FaceBox, CROP_MARGIN};
+use crate::faces::{crop_face, Detector, FaceBox};
 use crate::image_io::face_pixels;
 use crate::predict::{Prediction, Predictor, Tta};
 use anyhow::Result;
@@ -35,18 +35,18 @@ pub struct FaceResult {
 }
 
 /// Every face in `photo` (largest first) with its emotion. An empty list means no face was found.
-pub fn analyze(predictor: &Predictor, photo: &DynamicImage, mode: FaceMode, tta: Tta) -> Result<Vec<FaceResult>> {
+pub fn analyze(predictor: &Predictor, photo: &DynamicImage, mode: FaceMode, detector: Detector, tta: Tta) -> Result<Vec<FaceResult>> {
     let whole = match mode {
         FaceMode::Whole => true,
         FaceMode::Detect => false,
         FaceMode::Auto => photo.width() <= CROP_MAX_SIDE && photo.height() <= CROP_MAX_SIDE,
     };
     let (boxes, crops) = if whole {
-        (vec![FaceBox { x: 0, y: 0, width: photo.width(), height: photo.height(), score: None }], face_pixels(photo))
+        (vec![FaceBox::whole(photo.width(), photo.height())], face_pixels(photo))
     } else {
+        let boxes = detector.detect(photo)?;
         let gray = photo.to_luma8();
-        let boxes = detect_faces(&gray)?;
-        let crops: Vec<u8> = boxes.iter().flat_map(|b| crop_face(&gray, b, CROP_MARGIN)).collect();
+        let crops: Vec<u8> = boxes.iter().flat_map(|b| crop_face(&gray, b, b.crop_margin())).collect();
         (boxes, crops)
     };
     let predictions = predictor.predict(&crops, tta);

@@ -72,7 +72,7 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
         image::imageops::replace(&mut photo, &big, x as i64, y as i64);
         placed.push((i, x + side / 2, y + side / 2));
     }
-    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo), FaceMode::Detect, Tta::None).unwrap();
+    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo), FaceMode::Detect, ferlite::faces::Detector::default(), Tta::None).unwrap();
     let mut missed = Vec::new();
     let mut disagreements = Vec::new();
     for &(i, cx, cy) in &placed {

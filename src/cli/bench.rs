@@ -1,5 +1,6 @@
 use anyhow::Result;
 use ferlite::analyze::{analyze, FaceMode};
+use ferlite::faces::Detector;
 use ferlite::emotion::NUM_CLASSES;
 use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
@@ -92,15 +93,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if let Some(path) = &args.photo {
         let photo = ferlite::image_io::open_image(path)?.resize_exact(640, 480, image::imageops::FilterType::Triangle);
         let predictor = ferlite::predict::Predictor::new(net.clone());
-        let mut faces = 0;
-        let (med, lo, hi) = time(args.repeats * 5, || {
-            faces = analyze(&predictor, &photo, FaceMode::Detect, Tta::None).map(|f| f.len()).unwrap_or(0);
-        });
-        let gray = photo.to_luma8();
-        let (det, _, _) = time(args.repeats * 5, || {
-            std::hint::black_box(ferlite::faces::detect_faces(&gray).ok());
-        });
-        println!("photo  640x480, {faces} face(s): {:.1} ms detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms", med * 1e3, lo * 1e3, hi * 1e3, det * 1e3);
+        for detector in [Detector::Both, Detector::Ssd, Detector::Seeta] {
+            let mut faces = 0;
+            let (med, lo, hi) = time(args.repeats * 5, || {
+                faces = analyze(&predictor, &photo, FaceMode::Detect, detector, Tta::None).map(|f| f.len()).unwrap_or(0);
+            });
+            let (det, _, _) = time(args.repeats * 5, || {
+                std::hint::black_box(detector.detect(&photo).ok());
+            });
+            println!("photo  640x480, {detector:?} detector, {faces} face(s): {:.1} ms detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms", med * 1e3, lo * 1e3, hi * 1e3, det * 1e3);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 use anyhow::{Context, Result};
 use ferlite::analyze::{analyze, FaceMode, FaceResult};
+use ferlite::faces::Detector;
 use ferlite::annotate::annotate_to_file;
 use ferlite::emotion::EMOTIONS;
 use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open_image};
@@ -27,6 +28,9 @@ pub struct PredictArgs {
     tta: Tta,
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
+    /// Face detector for photos: `both` (merged), `ssd` (face-api's: turned and partly hidden faces too), `seeta` (frontal, fastest).
+    #[arg(long, value_enum, default_value_t = Detector::default())]
+    detector: Detector,
     /// How to write results: readable lines, one JSON object per image (or frame), or one CSV row per face.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -97,13 +101,13 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
 fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
     if is_animated_gif(file) {
         for_each_gif_frame(file, |frame, image| {
-            let faces = analyze(predictor, &image, args.faces, args.tta)?;
+            let faces = analyze(predictor, &image, args.faces, args.detector, args.tta)?;
             progress.suspend(|| sink.faces(file, Some(frame), &faces))
         })?;
         return Ok(());
     }
     let photo = open_image(file)?;
-    let faces = analyze(predictor, &photo, args.faces, args.tta)?;
+    let faces = analyze(predictor, &photo, args.faces, args.detector, args.tta)?;
     progress.suspend(|| sink.faces(file, None, &faces))?;
     if let Some(out) = annotate_to {
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

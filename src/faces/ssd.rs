@@ -1,0 +1,360 @@
+//! face-api's SSD MobileNet v1 face detector, re-implemented on CPU. The weights are the files of the
+//! npm package `@vladmandic/face-api` 1.7.15 (MIT; `assets/face-api/`), compiled into the binary
+//! byte for byte and decoded here from their tfjs format; the network follows the package's
+//! `src/ssdMobilenetv1/` (MobileNet v1 at 512x512, six SSD heads, 5,118 anchors, NMS).
+
+use super::FaceBox;
+use crate::nn::gemm::{row_major, sgemm};
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+const MANIFEST: &str = include_str!("../../assets/face-api/ssd_mobilenetv1_model-weights_manifest.json");
+const WEIGHTS: &[u8] = include_bytes!("../../assets/face-api/ssd_mobilenetv1_model.bin");
+
+/// The network's input side: photos are padded to a square (bottom/right) and resized to this.
+const INPUT_SIZE: usize = 512;
+/// face-api's defaults (`SsdMobilenetv1Options`, `locateFaces`).
+pub const MIN_CONFIDENCE: f32 = 0.5;
+const NMS_IOU: f32 = 0.5;
+const MAX_RESULTS: usize = 100;
+/// The BatchNorm epsilon of face-api's `mobileNetV1.ts`.
+const BN_EPSILON: f32 = 0.001;
+
+/// An activation map, height x width x channels (channels fastest, as in tfjs; the layer knows how many).
+struct Map {
+    height: usize,
+    width: usize,
+    data: Vec<f32>,
+}
+
+/// TensorFlow's "same" padding: output side and the padding before the first pixel.
+fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let output = input.div_ceil(stride);
+    let total = ((output - 1) * stride + kernel).saturating_sub(input);
+    (output, total / 2)
+}
+
+/// A convolution with bias and optional ReLU6; weights as tfjs stores them, `[kh][kw][in][out]`,
+/// which is the `(k*k*in) x out` matrix an HWC im2col row multiplies.
+struct Conv {
+    kernel: usize,
+    stride: usize,
+    inputs: usize,
+    outputs: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    relu6: bool,
+}
+
+impl Conv {
+    fn forward(&self, x: &Map) -> Map {
+        let (k, c) = (self.kernel, self.inputs);
+        let (height, top) = same_padding(x.height, k, self.stride);
+        let (width, left) = same_padding(x.width, k, self.stride);
+        let positions = height * width;
+        let patch = k * k * c;
+        let im2col;
+        let rows: &[f32] = if k == 1 && self.stride == 1 {
+            &x.data
+        } else {
+            let mut cols = vec![0.0f32; positions * patch];
+            for oy in 0..height {
+                for ox in 0..width {
+                    let row = &mut cols[(oy * width + ox) * patch..][..patch];
+                    for ky in 0..k {
+                        let iy = (oy * self.stride + ky) as isize - top as isize;
+                        if iy < 0 || iy >= x.height as isize {
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let ix = (ox * self.stride + kx) as isize - left as isize;
+                            if ix < 0 || ix >= x.width as isize {
+                                continue;
+                            }
+                            let from = (iy as usize * x.width + ix as usize) * c;
+                            row[(ky * k + kx) * c..][..c].copy_from_slice(&x.data[from..from + c]);
+                        }
+                    }
+                }
+            }
+            im2col = cols;
+            &im2col
+        };
+        let mut out = Map { height, width, data: vec![0.0; positions * self.outputs] };
+        sgemm(positions, patch, self.outputs, rows, row_major(patch), &self.weights, row_major(self.outputs), 0.0, &mut out.data, row_major(self.outputs));
+        for pixel in out.data.chunks_mut(self.outputs) {
+            for (v, b) in pixel.iter_mut().zip(&self.bias) {
+                *v += b;
+                if self.relu6 {
+                    *v = v.clamp(0.0, 6.0);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A 3x3 depthwise convolution followed by BatchNorm (folded into `scale`, `shift`) and ReLU6.
+struct Depthwise {
+    stride: usize,
+    channels: usize,
+    /// `[ky][kx][channel]`.
+    weights: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+impl Depthwise {
+    fn forward(&self, x: &Map) -> Map {
+        let c = self.channels;
+        let (height, top) = same_padding(x.height, 3, self.stride);
+        let (width, left) = same_padding(x.width, 3, self.stride);
+        let mut data = vec![0.0f32; height * width * c];
+        for oy in 0..height {
+            for ox in 0..width {
+                let acc = &mut data[(oy * width + ox) * c..][..c];
+                for ky in 0..3 {
+                    let iy = (oy * self.stride + ky) as isize - top as isize;
+                    if iy < 0 || iy >= x.height as isize {
+                        continue;
+                    }
+                    for kx in 0..3 {
+                        let ix = (ox * self.stride + kx) as isize - left as isize;
+                        if ix < 0 || ix >= x.width as isize {
+                            continue;
+                        }
+                        let input = &x.data[(iy as usize * x.width + ix as usize) * c..][..c];
+                        let w = &self.weights[(ky * 3 + kx) * c..][..c];
+                        for ((a, i), w) in acc.iter_mut().zip(input).zip(w) {
+                            *a += i * w;
+                        }
+                    }
+                }
+                for ((a, s), t) in acc.iter_mut().zip(&self.scale).zip(&self.shift) {
+                    *a = (*a * s + t).clamp(0.0, 6.0);
+                }
+            }
+        }
+        Map { height, width, data }
+    }
+}
+
+/// One SSD head: box encodings (4 per anchor) and class logits (3 per anchor) at every position.
+struct BoxPredictor {
+    boxes: Conv,
+    classes: Conv,
+}
+
+pub struct SsdDetector {
+    stem: Conv,
+    /// MobileNet v1 blocks 1-13: depthwise then pointwise.
+    blocks: Vec<(Depthwise, Conv)>,
+    /// The extra feature layers 0-7 of the prediction network.
+    extra: Vec<Conv>,
+    heads: Vec<BoxPredictor>,
+    /// `[5118][4]` anchor boxes (y0, x0, y1, x1), normalised to the input.
+    anchors: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct ManifestGroup {
+    weights: Vec<ManifestEntry>,
+}
+
+#[derive(Deserialize)]
+struct ManifestEntry {
+    name: String,
+    shape: Vec<usize>,
+    quantization: Option<Quantization>,
+}
+
+#[derive(Deserialize)]
+struct Quantization {
+    scale: f32,
+    min: f32,
+    dtype: String,
+}
+
+/// A tensor's shape and values.
+type Named = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every tensor of a tfjs weights file, dequantised to f32, by name.
+fn read_tfjs_weights(manifest: &str, bytes: &[u8]) -> Result<Named> {
+    let groups: Vec<ManifestGroup> = serde_json::from_str(manifest).context("tfjs weights manifest")?;
+    let mut tensors = HashMap::new();
+    let mut offset = 0;
+    for entry in groups.into_iter().flat_map(|g| g.weights) {
+        let count: usize = entry.shape.iter().product();
+        let values: Vec<f32> = match &entry.quantization {
+            Some(q) if q.dtype == "uint8" => {
+                let raw = bytes.get(offset..offset + count).context("tfjs weights file too short")?;
+                offset += count;
+                raw.iter().map(|&v| q.min + q.scale * v as f32).collect()
+            }
+            Some(q) => bail!("{}: unsupported quantisation {}", entry.name, q.dtype),
+            None => {
+                let raw = bytes.get(offset..offset + 4 * count).context("tfjs weights file too short")?;
+                offset += 4 * count;
+                raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+        };
+        tensors.insert(entry.name, (entry.shape, values));
+    }
+    if offset != bytes.len() {
+        bail!("tfjs weights file has {} bytes, the manifest describes {offset}", bytes.len());
+    }
+    Ok(tensors)
+}
+
+impl SsdDetector {
+    /// The detector from the weights compiled into the binary.
+    pub fn new() -> Result<Self> {
+        let mut tensors = read_tfjs_weights(MANIFEST, WEIGHTS).context("embedded SSD face detector weights")?;
+        let mut take = |name: &str| tensors.remove(name).with_context(|| format!("SSD face detector weights lack {name}"));
+        let mut conv = |prefix: &str, bias: &str, stride: usize, relu6: bool| -> Result<Conv> {
+            let (shape, weights) = take(&format!("{prefix}/weights"))?;
+            let (_, bias) = take(&format!("{prefix}/{bias}"))?;
+            Ok(Conv { kernel: shape[0], stride, inputs: shape[2], outputs: shape[3], weights, bias, relu6 })
+        };
+        let stem = conv("MobilenetV1/Conv2d_0_pointwise", "convolution_bn_offset", 2, true)?;
+        let mut pointwise = Vec::new();
+        for i in 1..=13 {
+            pointwise.push(conv(&format!("MobilenetV1/Conv2d_{i}_pointwise"), "convolution_bn_offset", 1, true)?);
+        }
+        let extra = (0..8).map(|i| conv(&format!("Prediction/Conv2d_{i}_pointwise"), "convolution_bn_offset", 1 + i % 2, true)).collect::<Result<Vec<_>>>()?;
+        let heads = (0..6)
+            .map(|i| Ok(BoxPredictor { boxes: conv(&format!("Prediction/BoxPredictor_{i}/BoxEncodingPredictor"), "biases", 1, false)?, classes: conv(&format!("Prediction/BoxPredictor_{i}/ClassPredictor"), "biases", 1, false)? }))
+            .collect::<Result<Vec<_>>>()?;
+        let mut blocks = Vec::new();
+        for (i, pointwise) in (1..=13).zip(pointwise) {
+            let prefix = format!("MobilenetV1/Conv2d_{i}_depthwise");
+            let (shape, weights) = take(&format!("{prefix}/depthwise_weights"))?;
+            let [(_, gamma), (_, beta), (_, mean), (_, variance)] = ["gamma", "beta", "moving_mean", "moving_variance"].map(|n| take(&format!("{prefix}/BatchNorm/{n}")).unwrap_or_default());
+            if gamma.len() != shape[2] || beta.len() != shape[2] || mean.len() != shape[2] || variance.len() != shape[2] {
+                bail!("{prefix}: BatchNorm parameters missing or of the wrong size");
+            }
+            let scale: Vec<f32> = gamma.iter().zip(&variance).map(|(g, v)| g / (v + BN_EPSILON).sqrt()).collect();
+            let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+            let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
+            blocks.push((Depthwise { stride, channels: shape[2], weights, scale, shift }, pointwise));
+        }
+        let (_, anchors) = take("Output/extra_dim")?;
+        Ok(SsdDetector { stem, blocks, extra, heads, anchors })
+    }
+
+    /// Faces in `photo` with face-api's score above `min_confidence`, best first, in photo pixels.
+    pub fn detect(&self, photo: &RgbImage, min_confidence: f32) -> Vec<FaceBox> {
+        let (w, h) = photo.dimensions();
+        if w == 0 || h == 0 {
+            return Vec::new();
+        }
+        let side = w.max(h) as f32;
+        // Larger photos are first shrunk to the input size with a proper filter (face-api samples
+        // them bilinearly, which aliases); boxes are normalised, so they map back all the same.
+        let shrunk;
+        let input = if w.max(h) as usize > INPUT_SIZE {
+            let scale = INPUT_SIZE as f32 / side;
+            shrunk = image::imageops::resize(photo, ((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1), image::imageops::FilterType::Triangle);
+            &shrunk
+        } else {
+            photo
+        };
+        let (boxes, scores) = self.forward(&input_map(input));
+        let mut candidates: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] > min_confidence).collect();
+        candidates.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let mut kept: Vec<usize> = Vec::new();
+        for i in candidates {
+            if kept.len() == MAX_RESULTS {
+                break;
+            }
+            if kept.iter().all(|&j| iou(&boxes[i], &boxes[j]) <= NMS_IOU) {
+                kept.push(i);
+            }
+        }
+        kept.into_iter()
+            .filter_map(|i| {
+                let [y0, x0, y1, x1] = boxes[i].map(|v| v.clamp(0.0, 1.0) * side);
+                let (x, y) = (x0.round().min(w as f32 - 1.0), y0.round().min(h as f32 - 1.0));
+                let (width, height) = ((x1.min(w as f32) - x).round(), (y1.min(h as f32) - y).round());
+                (width >= 1.0 && height >= 1.0).then(|| FaceBox { x: x as u32, y: y as u32, width: width as u32, height: height as u32, score: Some(scores[i] as f64), detector: Some(super::Detector::Ssd) })
+            })
+            .collect()
+    }
+
+    /// Decoded boxes `(y0, x0, y1, x1)` normalised to the padded square, and face scores, per anchor.
+    fn forward(&self, input: &Map) -> (Vec<[f32; 4]>, Vec<f32>) {
+        let mut x = self.stem.forward(input);
+        let mut conv11 = None;
+        for (i, (depthwise, pointwise)) in self.blocks.iter().enumerate() {
+            x = pointwise.forward(&depthwise.forward(&x));
+            if i + 1 == 11 {
+                conv11 = Some(Map { data: x.data.clone(), ..x });
+            }
+        }
+        let mut features = vec![conv11.expect("13 blocks"), x];
+        let mut y = self.extra[0].forward(&features[1]);
+        for pair in self.extra[1..].chunks(2) {
+            let strided = pair[0].forward(&y);
+            if let Some(next) = pair.get(1) {
+                y = next.forward(&strided);
+            }
+            features.push(strided);
+        }
+        let (mut encodings, mut logits) = (Vec::new(), Vec::new());
+        for (map, head) in features.iter().zip(&self.heads) {
+            encodings.extend(head.boxes.forward(map).data);
+            logits.extend(head.classes.forward(map).data);
+        }
+        let boxes = encodings
+            .chunks_exact(4)
+            .zip(self.anchors.chunks_exact(4))
+            .map(|(e, a)| {
+                let (size_y, size_x) = (a[2] - a[0], a[3] - a[1]);
+                let (centre_y, centre_x) = (a[0] + size_y / 2.0 + e[0] / 10.0 * size_y, a[1] + size_x / 2.0 + e[1] / 10.0 * size_x);
+                let (half_y, half_x) = ((e[2] / 5.0).exp() * size_y / 2.0, (e[3] / 5.0).exp() * size_x / 2.0);
+                [centre_y - half_y, centre_x - half_x, centre_y + half_y, centre_x + half_x]
+            })
+            .collect();
+        // Three logits per anchor (background, face, unused); face-api takes sigmoid of the second.
+        let scores = logits.chunks_exact(3).map(|l| 1.0 / (1.0 + (-l[1]).exp())).collect();
+        (boxes, scores)
+    }
+}
+
+/// The photo padded with black to a square at its bottom/right and resized (bilinear, corners not
+/// aligned) to 512x512, scaled to -1..1: what face-api's `toBatchTensor(512, false)` feeds the net.
+fn input_map(photo: &RgbImage) -> Map {
+    let (w, h) = (photo.width() as usize, photo.height() as usize);
+    let scale = w.max(h) as f32 / INPUT_SIZE as f32;
+    let last = w.max(h) - 1;
+    // Outside the photo is the black padding; beyond the square, tfjs repeats its last row/column.
+    let pixel = |x: usize, y: usize| {
+        let (x, y) = (x.min(last), y.min(last));
+        if x < w && y < h { photo.get_pixel(x as u32, y as u32).0.map(f32::from) } else { [0.0; 3] }
+    };
+    let mut data = Vec::with_capacity(INPUT_SIZE * INPUT_SIZE * 3);
+    for oy in 0..INPUT_SIZE {
+        let sy = oy as f32 * scale;
+        let (y0, fy) = (sy.floor() as usize, sy.fract());
+        for ox in 0..INPUT_SIZE {
+            let sx = ox as f32 * scale;
+            let (x0, fx) = (sx.floor() as usize, sx.fract());
+            let (a, b, c, d) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
+            for ch in 0..3 {
+                let top = a[ch] + (b[ch] - a[ch]) * fx;
+                let bottom = c[ch] + (d[ch] - c[ch]) * fx;
+                data.push((top + (bottom - top) * fy) / 127.5 - 1.0);
+            }
+        }
+    }
+    Map { height: INPUT_SIZE, width: INPUT_SIZE, data }
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let intersection = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let union = area(a) + area(b) - intersection;
+    if union <= 0.0 { 0.0 } else { intersection / union }
+}
