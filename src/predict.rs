@@ -24,8 +24,8 @@ pub const EMBEDDED_MODEL: Option<&[u8]> = Some(include_bytes!("../models/fer2013
 pub enum Tta {
     /// One view: the face as given (the fastest).
     None,
-    /// Two views: the face and its mirror image. The default: +1.5 points on val/ for twice the
-    /// network time (models/fer2013/README.md).
+    /// Two views: the face and its mirror image. The default: +0.4 to +1.5 points on val/ for
+    /// twice the network time (models/fer2013/README.md).
     #[default]
     Flip,
     /// Ten views: centre and four corner shifts by 2 px, each also mirrored.
