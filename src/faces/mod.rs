@@ -69,19 +69,24 @@ pub enum Detector {
 impl Detector {
     /// Faces in `photo`, largest first, in its pixels.
     pub fn detect(self, photo: &DynamicImage) -> Result<Vec<FaceBox>> {
-        let mut faces = match self {
+        let mut faces = self.detect_unordered(photo)?;
+        faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
+        Ok(faces)
+    }
+
+    /// The faces this detector finds, in no particular order (`detect` orders them, once).
+    fn detect_unordered(self, photo: &DynamicImage) -> Result<Vec<FaceBox>> {
+        Ok(match self {
             Detector::Ssd => ssd_detector()?.detect(&photo.to_rgb8(), ssd::MIN_CONFIDENCE),
             Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
             Detector::Both => {
-                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect(photo), || Detector::Seeta.detect(photo));
+                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect_unordered(photo), || Detector::Seeta.detect_unordered(photo));
                 let mut faces = ssd?;
                 let extra: Vec<FaceBox> = seeta?.into_iter().filter(|s| !faces.iter().any(|f| f.contains(s.centre()))).collect();
                 faces.extend(extra);
                 faces
             }
-        };
-        faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
-        Ok(faces)
+        })
     }
 }
 

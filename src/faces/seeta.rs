@@ -27,7 +27,7 @@ impl SeetaDetector {
         Ok(SeetaDetector { inner })
     }
 
-    /// Faces in `photo`, largest first.
+    /// Faces in `photo` (unordered: `Detector::detect` orders them).
     pub fn detect(&mut self, photo: &GrayImage) -> Vec<FaceBox> {
         let (w, h) = photo.dimensions();
         if w < 20 || h < 20 {
@@ -42,7 +42,7 @@ impl SeetaDetector {
             photo
         };
         let data = rustface::ImageData::new(input.as_raw(), input.width(), input.height());
-        let mut faces: Vec<FaceBox> = self
+        self
             .inner
             .detect(&data)
             .iter()
@@ -59,9 +59,7 @@ impl SeetaDetector {
                     detector: Some(super::Detector::Seeta),
                 }
             })
-            .collect();
-        faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
-        faces
+            .collect()
     }
 }
 
@@ -71,7 +69,7 @@ thread_local! {
     static THREAD_DETECTOR: std::cell::RefCell<Option<SeetaDetector>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Faces in `photo`, largest first, using this thread's detector (built on first use).
+/// Faces in `photo` (unordered), using this thread's detector (built on first use).
 pub fn detect_faces_seeta(photo: &GrayImage) -> Result<Vec<FaceBox>> {
     THREAD_DETECTOR.with(|cell| {
         let mut slot = cell.borrow_mut();
