@@ -8,6 +8,7 @@
 
 use crate::emotion::{FACE_PIXELS, FACE_SIZE};
 use crate::nn::conv::im2col_3x3;
+use crate::nn::direct_conv::DirectConv3x3;
 use crate::nn::gemm::{row_major, sgemm, transposed};
 use crate::nn::Tensor;
 use rayon::prelude::*;
@@ -23,6 +24,8 @@ pub struct FoldedConv {
     /// `[cout, cin * kernel * kernel]`.
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
+    /// The same 3x3 weights packed for the AVX2 direct kernel, when this CPU has it.
+    direct: Option<DirectConv3x3>,
 }
 
 /// One residual stage: `pool(relu(c(relu(b(relu(a(x))))) + shortcut(x)))`.
@@ -75,25 +78,43 @@ struct Workspace {
 }
 
 impl FoldedConv {
+    /// `weight` `[cout, cin * kernel * kernel]`, `kernel` 1 or 3.
+    pub fn new(cin: usize, cout: usize, kernel: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
+        let direct = if kernel == 3 { DirectConv3x3::new(&weight, cin, cout) } else { None };
+        FoldedConv { cin, cout, kernel, weight, bias, direct }
+    }
+
     /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue. `split` blocks of output channels run
     /// on separate threads (for batch 1); 1 keeps it all on this thread.
     fn run(&self, x: &[f32], (h, w): (usize, usize), cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue, split: usize) {
         let hw = h * w;
         out.resize(self.cout * hw, 0.0);
-        let patches: &[f32] = if self.kernel == 1 {
+        let direct = self.direct.as_ref();
+        let mut rows = self.cout.div_ceil(split.clamp(1, self.cout));
+        if direct.is_some() {
+            // The direct kernel takes output channels in blocks.
+            rows = rows.next_multiple_of(DirectConv3x3::CHANNEL_BLOCK);
+        }
+        let patches: &[f32] = if let Some(direct) = direct {
+            direct.pad_input(x, (h, w), cols);
+            cols
+        } else if self.kernel == 1 {
             x
         } else {
             im2col_3x3(x, self.cin, h, w, cols);
             cols
         };
         let k = self.cin * self.kernel * self.kernel;
-        let rows = self.cout.div_ceil(split.clamp(1, self.cout));
         // Output channels `first..first + block.len() / hw`: their GEMM rows, then the epilogue.
         let run_block = |(index, block): (usize, &mut [f32])| {
             let first = index * rows;
             let channels = first..first + block.len() / hw;
-            let weight = &self.weight[channels.start * k..channels.end * k];
-            sgemm(channels.len(), k, hw, weight, row_major(k), patches, row_major(hw), 0.0, block, row_major(hw));
+            if let Some(direct) = direct {
+                direct.run(patches, (h, w), channels.clone(), block);
+            } else {
+                let weight = &self.weight[channels.start * k..channels.end * k];
+                sgemm(channels.len(), k, hw, weight, row_major(k), patches, row_major(hw), 0.0, block, row_major(hw));
+            }
             for (row, co) in block.chunks_mut(hw).zip(channels) {
                 let bias = self.bias[co];
                 match epilogue {

@@ -83,7 +83,7 @@ impl ConvBn {
         let weight = self.conv.weight.of(&net.params);
         let patch = weight.len() / self.conv.cout;
         let weight = weight.chunks(patch).zip(&scale).flat_map(|(row, s)| row.iter().map(move |w| w * s)).collect();
-        FoldedConv { cin: self.conv.cin, cout: self.conv.cout, kernel: self.conv.kernel, weight, bias: shift }
+        FoldedConv::new(self.conv.cin, self.conv.cout, self.conv.kernel, weight, shift)
     }
 
     fn forward_train(&self, params: &[f32], buffers: &mut [f32], x: Tensor) -> (Tensor, ConvBnTape) {

@@ -7,6 +7,7 @@
 //! Why not a framework: see `docs/decisions.md` (training speed measured on this network).
 
 pub mod conv;
+pub mod direct_conv;
 pub mod gemm;
 pub mod layers;
 pub mod loss;

@@ -1,0 +1,176 @@
+//! 3x3 convolution (stride 1, padding 1) computed directly with AVX2+FMA, for inference.
+//!
+//! im2col + GEMM copies each input nine times and the GEMM library packs both operands on every
+//! call; at batch 1 those copies cost as much as a third of the arithmetic. Here the input is
+//! copied once, into planes with a zero border, and read in place: output pixel `(y, x)` of a
+//! padded row `w + 2` wide sits at flat index `y * (w + 2) + x`, and its tap `(ky, kx)` at that
+//! index plus `ky * (w + 2) + kx`, so a tile of consecutive pixels of a row reads consecutive
+//! inputs. A tile of 6 pixels x 16 output channels lives in twelve registers while the inner loop
+//! walks `cin * 9` taps: two weight vectors, six broadcast input pixels, twelve FMAs. The paper
+//! network's widths (48, 24, 12) are multiples of 6, so no work is wasted there.
+//!
+//! Used by [`crate::infer`] when the CPU has AVX2 and FMA; elsewhere the im2col path runs.
+
+/// Output channels per tile: two 8-lane registers.
+const CO_TILE: usize = 16;
+/// Output pixels (flat, in the padded row layout) per tile.
+const PX_TILE: usize = 6;
+
+/// A 3x3 convolution's weights packed for the kernel: `[cout / 16][9][cin][16]`.
+#[derive(Clone, Debug)]
+pub struct DirectConv3x3 {
+    cin: usize,
+    cout: usize,
+    packed: Vec<f32>,
+}
+
+impl DirectConv3x3 {
+    /// Packs `weight` `[cout, cin, 3, 3]`; `None` when the CPU lacks AVX2/FMA or `cout` is not a
+    /// multiple of 16 (the caller keeps its im2col path).
+    pub fn new(weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
+        if !available() || cout % CO_TILE != 0 || weight.len() != cout * cin * 9 {
+            return None;
+        }
+        let mut packed = vec![0.0; weight.len()];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for k in 0..9 {
+                    packed[((co / CO_TILE * 9 + k) * cin + ci) * CO_TILE + co % CO_TILE] = weight[(co * cin + ci) * 9 + k];
+                }
+            }
+        }
+        Some(DirectConv3x3 { cin, cout, packed })
+    }
+
+    /// Output channels come in blocks of this many (see [`run`](Self::run)).
+    pub const CHANNEL_BLOCK: usize = CO_TILE;
+
+    /// Copies `x` `[cin, h, w]` into `padded`: each plane with a one-pixel zero border and zero
+    /// slack after it (tiles read past the last row).
+    pub fn pad_input(&self, x: &[f32], (h, w): (usize, usize), padded: &mut Vec<f32>) {
+        let plane = padded_plane(h, w);
+        padded.clear();
+        padded.resize(self.cin * plane, 0.0);
+        for (src, dst) in x.chunks_exact(h * w).zip(padded.chunks_exact_mut(plane)) {
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                dst[(y + 1) * (w + 2) + 1..][..w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Output channels `channels` (start and length multiples of 16) of the convolution of the
+    /// input that [`pad_input`](Self::pad_input) prepared, without bias, into `out`
+    /// `[channels.len(), h * w]`. (Bias, residual and ReLU applied per value as the tile is stored
+    /// measured slower than the caller's separate vectorised pass: 3.68 against 3.55 ms a face.)
+    pub fn run(&self, padded: &[f32], (h, w): (usize, usize), channels: std::ops::Range<usize>, out: &mut [f32]) {
+        assert!(channels.start % CO_TILE == 0 && channels.end <= self.cout && channels.len() % CO_TILE == 0);
+        assert_eq!(padded.len(), self.cin * padded_plane(h, w));
+        assert_eq!(out.len(), channels.len() * h * w);
+        assert!(available());
+        // SAFETY: the CPU has AVX2 and FMA (checked above); every read stays inside `padded`: a
+        // tile starts at `y * (w + 2) + x0` with `y < h`, `x0 < w`, and its furthest tap is
+        // `PX_TILE - 1 + 2 * (w + 2) + 2` beyond, inside its plane (see `padded_plane`).
+        unsafe { self.run_avx2(padded, (h, w), channels, out) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, padded: &[f32], (h, w): (usize, usize), channels: std::ops::Range<usize>, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (row, plane, hw) = (w + 2, padded_plane(h, w), h * w);
+        let taps: [usize; 9] = std::array::from_fn(|k| (k / 3) * row + k % 3);
+        let input = padded.as_ptr();
+        let mut tile = [[0.0f32; CO_TILE]; PX_TILE];
+        for block in channels.start / CO_TILE..channels.end / CO_TILE {
+            let weights = self.packed[block * self.cin * 9 * CO_TILE..][..self.cin * 9 * CO_TILE].as_ptr();
+            let first_row = (block * CO_TILE - channels.start) * hw;
+            for (y, x0) in (0..h).flat_map(|y| (0..w).step_by(PX_TILE).map(move |x0| (y, x0))) {
+                let start = y * row + x0;
+                let mut acc = [[_mm256_setzero_ps(); 2]; PX_TILE];
+                // Taps outside, channels inside: neighbouring iterations read different planes, so
+                // the compiler finds no broadcasts to keep across them (it would spill them).
+                for (k, &tap) in taps.iter().enumerate() {
+                    let wk = weights.add(k * self.cin * CO_TILE);
+                    for ci in 0..self.cin {
+                        let w = [_mm256_loadu_ps(wk.add(ci * CO_TILE)), _mm256_loadu_ps(wk.add(ci * CO_TILE + 8))];
+                        let p = input.add(ci * plane + start + tap);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            let x = _mm256_broadcast_ss(&*p.add(i));
+                            acc[0] = _mm256_fmadd_ps(x, w[0], acc[0]);
+                            acc[1] = _mm256_fmadd_ps(x, w[1], acc[1]);
+                        }
+                    }
+                }
+                for (values, acc) in tile.iter_mut().zip(&acc) {
+                    _mm256_storeu_ps(values.as_mut_ptr(), acc[0]);
+                    _mm256_storeu_ps(values.as_mut_ptr().add(8), acc[1]);
+                }
+                // A tile past the row's end (when 6 does not divide the width) computed border pixels: drop them.
+                for (i, values) in tile.iter().take(w - x0).enumerate() {
+                    for (j, &v) in values.iter().enumerate() {
+                        out[first_row + j * hw + y * w + x0 + i] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run_avx2(&self, _: &[f32], _: (usize, usize), _: std::ops::Range<usize>, _: &mut [f32]) {
+        unreachable!("DirectConv3x3::new returns None off x86_64")
+    }
+}
+
+/// Floats per padded input plane: `(h + 2) x (w + 2)` plus slack for the last tile's reads.
+fn padded_plane(h: usize, w: usize) -> usize {
+    (h + 2) * (w + 2) + PX_TILE + 2
+}
+
+/// Whether this CPU runs the kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::conv::im2col_3x3;
+    use crate::nn::gemm::{row_major, sgemm};
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn matches_im2col_and_gemm() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX2/FMA, the kernel is not used here");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        // Widths where the 6-pixel tiles straddle rows differently, and the channel split of batch 1.
+        for (cin, cout, h, w) in [(3, 16, 5, 7), (32, 32, 48, 48), (64, 128, 12, 12), (16, 48, 24, 24)] {
+            let x: Vec<f32> = (0..cin * h * w).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let weight: Vec<f32> = (0..cout * cin * 9).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut cols = Vec::new();
+            im2col_3x3(&x, cin, h, w, &mut cols);
+            let mut expected = vec![0.0; cout * h * w];
+            sgemm(cout, cin * 9, h * w, &weight, row_major(cin * 9), &cols, row_major(h * w), 0.0, &mut expected, row_major(h * w));
+            let conv = DirectConv3x3::new(&weight, cin, cout).unwrap();
+            let mut padded = Vec::new();
+            conv.pad_input(&x, (h, w), &mut padded);
+            let mut got = vec![f32::NAN; cout * h * w];
+            let half = cout / 2 / CO_TILE * CO_TILE;
+            let (low, high) = got.split_at_mut(half * h * w);
+            conv.run(&padded, (h, w), 0..half, low);
+            conv.run(&padded, (h, w), half..cout, high);
+            assert!(got.iter().all(|v| v.is_finite()), "{cin}->{cout} at {h}x{w}: outputs left unwritten");
+            let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4 * (cin as f32 * 9.0).sqrt(), "{cin}->{cout} at {h}x{w}: max abs difference {worst}");
+        }
+    }
+}
