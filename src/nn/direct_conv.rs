@@ -13,7 +13,7 @@
 
 /// Output channels per tile: two 8-lane registers.
 const CO_TILE: usize = 16;
-/// Output pixels (flat, in the padded row layout) per tile.
+/// Consecutive output pixels of one row per tile.
 const PX_TILE: usize = 6;
 
 /// A 3x3 convolution's weights packed for the kernel: `[cout / 16][9][cin][16]`.
@@ -46,7 +46,7 @@ impl DirectConv3x3 {
     pub const CHANNEL_BLOCK: usize = CO_TILE;
 
     /// Copies `x` `[cin, h, w]` into `padded`: each plane with a one-pixel zero border and zero
-    /// slack after it (tiles read past the last row).
+    /// slack after it (a tile that overhangs the last row's end reads into it).
     pub fn pad_input(&self, x: &[f32], (h, w): (usize, usize), padded: &mut Vec<f32>) {
         let plane = padded_plane(h, w);
         padded.clear();
