@@ -10,6 +10,7 @@ use crate::emotion::{FACE_PIXELS, FACE_SIZE};
 use crate::nn::conv::im2col_3x3;
 use crate::nn::direct_conv::DirectConv3x3;
 use crate::nn::gemm::{row_major, sgemm, transposed};
+use crate::nn::winograd::Winograd3x3;
 use crate::nn::Tensor;
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
@@ -24,8 +25,41 @@ pub struct FoldedConv {
     /// `[cout, cin * kernel * kernel]`.
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
-    /// The same 3x3 weights packed for the AVX2 direct kernel, when this CPU has it.
-    direct: Option<DirectConv3x3>,
+    /// The same 3x3 weights prepared for an AVX2 kernel, when this CPU has it.
+    fast: Option<Kernel3x3>,
+}
+
+/// The AVX2 kernels for a 3x3 convolution. Both take output channels in blocks of 16 and prepare
+/// the input once per layer, so the threads of batch 1 share it.
+#[derive(Clone, Debug)]
+enum Kernel3x3 {
+    /// Winograd F(4x4, 3x3): 4x fewer multiplications; needs `cin` a multiple of 8.
+    Winograd(Winograd3x3),
+    /// Direct convolution: the 1-channel stem.
+    Direct(DirectConv3x3),
+}
+
+impl Kernel3x3 {
+    fn new(weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
+        Winograd3x3::new(weight, cin, cout).map(Kernel3x3::Winograd).or_else(|| DirectConv3x3::new(weight, cin, cout).map(Kernel3x3::Direct))
+    }
+
+    const CHANNEL_BLOCK: usize = DirectConv3x3::CHANNEL_BLOCK;
+
+    /// Prepares `x` `[cin, h, w]` into `prepared` (`scratch` is working memory).
+    fn prepare(&self, x: &[f32], hw: (usize, usize), scratch: &mut Vec<f32>, prepared: &mut Vec<f32>) {
+        match self {
+            Kernel3x3::Winograd(k) => k.transform_input(x, hw, scratch, prepared),
+            Kernel3x3::Direct(k) => k.pad_input(x, hw, prepared),
+        }
+    }
+
+    fn run(&self, prepared: &[f32], hw: (usize, usize), channels: std::ops::Range<usize>, out: &mut [f32]) {
+        match self {
+            Kernel3x3::Winograd(k) => k.run(prepared, hw, channels, out),
+            Kernel3x3::Direct(k) => k.run(prepared, hw, channels, out),
+        }
+    }
 }
 
 /// One residual stage: `pool(relu(c(relu(b(relu(a(x))))) + shortcut(x)))`.
@@ -65,10 +99,18 @@ enum Epilogue<'a> {
     AddRelu(&'a [f32]),
 }
 
+/// A convolution's prepared input (im2col columns, padded planes or Winograd tiles) and the
+/// working memory used to make it.
+#[derive(Default)]
+struct ConvBuffers {
+    cols: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
 /// Per-thread scratch memory, kept between layers and calls.
 #[derive(Default)]
 struct Workspace {
-    cols: Vec<f32>,
+    conv: ConvBuffers,
     x: Vec<f32>,
     a: Vec<f32>,
     b: Vec<f32>,
@@ -80,23 +122,24 @@ struct Workspace {
 impl FoldedConv {
     /// `weight` `[cout, cin * kernel * kernel]`, `kernel` 1 or 3.
     pub fn new(cin: usize, cout: usize, kernel: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
-        let direct = if kernel == 3 { DirectConv3x3::new(&weight, cin, cout) } else { None };
-        FoldedConv { cin, cout, kernel, weight, bias, direct }
+        let fast = if kernel == 3 { Kernel3x3::new(&weight, cin, cout) } else { None };
+        FoldedConv { cin, cout, kernel, weight, bias, fast }
     }
 
     /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue. `split` blocks of output channels run
     /// on separate threads (for batch 1); 1 keeps it all on this thread.
-    fn run(&self, x: &[f32], (h, w): (usize, usize), cols: &mut Vec<f32>, out: &mut Vec<f32>, epilogue: Epilogue, split: usize) {
+    fn run(&self, x: &[f32], (h, w): (usize, usize), ws: &mut ConvBuffers, out: &mut Vec<f32>, epilogue: Epilogue, split: usize) {
         let hw = h * w;
         out.resize(self.cout * hw, 0.0);
-        let direct = self.direct.as_ref();
+        let fast = self.fast.as_ref();
         let mut rows = self.cout.div_ceil(split.clamp(1, self.cout));
-        if direct.is_some() {
-            // The direct kernel takes output channels in blocks.
-            rows = rows.next_multiple_of(DirectConv3x3::CHANNEL_BLOCK);
+        if fast.is_some() {
+            // The AVX2 kernels take output channels in blocks.
+            rows = rows.next_multiple_of(Kernel3x3::CHANNEL_BLOCK);
         }
-        let patches: &[f32] = if let Some(direct) = direct {
-            direct.pad_input(x, (h, w), cols);
+        let ConvBuffers { cols, scratch } = ws;
+        let patches: &[f32] = if let Some(fast) = fast {
+            fast.prepare(x, (h, w), scratch, cols);
             cols
         } else if self.kernel == 1 {
             x
@@ -109,8 +152,8 @@ impl FoldedConv {
         let run_block = |(index, block): (usize, &mut [f32])| {
             let first = index * rows;
             let channels = first..first + block.len() / hw;
-            if let Some(direct) = direct {
-                direct.run(patches, (h, w), channels.clone(), block);
+            if let Some(fast) = fast {
+                fast.run(patches, (h, w), channels.clone(), block);
             } else {
                 let weight = &self.weight[channels.start * k..channels.end * k];
                 sgemm(channels.len(), k, hw, weight, row_major(k), patches, row_major(hw), 0.0, block, row_major(hw));
@@ -203,24 +246,24 @@ impl FastNetwork {
     /// One image; `lap(layer, index)` is called after each layer (for profiling).
     fn forward_one(&self, face: &[f32], ws: &mut Workspace, logits: &mut [f32], lap: &mut dyn FnMut(&str, usize)) {
         let (mut h, mut w) = (FACE_SIZE, FACE_SIZE);
-        let Workspace { cols, x, a, b, shortcut, split } = ws;
-        self.stem.run(face, (h, w), cols, x, Epilogue::Relu, *split);
+        let Workspace { conv, x, a, b, shortcut, split } = ws;
+        self.stem.run(face, (h, w), conv, x, Epilogue::Relu, *split);
         lap("stem", 0);
         for (i, stage) in self.stages.iter().enumerate() {
             // `shortcut` holds the residual: the 1x1 projection of the input, or the input itself.
             match &stage.shortcut {
                 Some(s) => {
-                    s.run(x, (h, w), cols, shortcut, Epilogue::None, *split);
+                    s.run(x, (h, w), conv, shortcut, Epilogue::None, *split);
                     lap("shortcut 1x1", i);
                 }
                 None => std::mem::swap(x, shortcut),
             }
             let input: &[f32] = if stage.shortcut.is_some() { x } else { shortcut };
-            stage.a.run(input, (h, w), cols, a, Epilogue::Relu, *split);
+            stage.a.run(input, (h, w), conv, a, Epilogue::Relu, *split);
             lap("conv a", i);
-            stage.b.run(a, (h, w), cols, b, Epilogue::Relu, *split);
+            stage.b.run(a, (h, w), conv, b, Epilogue::Relu, *split);
             lap("conv b", i);
-            stage.c.run(b, (h, w), cols, a, Epilogue::AddRelu(shortcut), *split);
+            stage.c.run(b, (h, w), conv, a, Epilogue::AddRelu(shortcut), *split);
             lap("conv c + add + relu", i);
             max_pool_2x2(a, stage.c.cout, h, w, x);
             (h, w) = (h / 2, w / 2);

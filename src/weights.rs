@@ -121,6 +121,24 @@ impl Network {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         Self::from_tensor_file(&TensorFile::from_bytes(bytes)?)
     }
+
+    /// The weights in `path` under `config`'s regularisation and input blur, for a run that starts
+    /// from an earlier model (`train --init`). The architectures must be the same.
+    pub fn warm_start(path: &Path, config: NetworkConfig) -> Result<Self> {
+        let mut net = Self::load(path)?;
+        let (have, want) = (&net.config, &config);
+        let same_shape = have.stem_channels == want.stem_channels && have.stage_channels == want.stage_channels && have.hidden_units == want.hidden_units && have.classes == want.classes;
+        if !same_shape {
+            bail!(
+                "{}: its network (stem {}, stages {:?}, hidden {}, classes {}) differs from the run's (stem {}, stages {:?}, hidden {}, classes {})",
+                path.display(),
+                have.stem_channels, have.stage_channels, have.hidden_units, have.classes,
+                want.stem_channels, want.stage_channels, want.hidden_units, want.classes
+            );
+        }
+        net.config = config;
+        Ok(net)
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +168,22 @@ mod tests {
         t.1 = vec![1, 7];
         let err = format!("{:#}", Network::from_tensor_file(&file).unwrap_err());
         assert!(err.contains("head.fc2.bias") && err.contains("shape"), "{err}");
+    }
+
+    #[test]
+    fn warm_start_keeps_the_weights_and_takes_the_new_regularisation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.safetensors");
+        let net = Network::new(NetworkConfig::paper(), 3);
+        net.save(&path).unwrap();
+        let lighter = NetworkConfig { head_dropout: 0.2, input_blur_sigma: 3.0, ..NetworkConfig::paper() };
+        let started = Network::warm_start(&path, lighter.clone()).unwrap();
+        assert_eq!(started.params, net.params);
+        assert_eq!(started.config, lighter);
+
+        let wider = NetworkConfig { hidden_units: 512, ..NetworkConfig::paper() };
+        let err = format!("{:#}", Network::warm_start(&path, wider).unwrap_err());
+        assert!(err.contains("m.safetensors") && err.contains("hidden 380") && err.contains("hidden 512"), "{err}");
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct TrainArgs {
     /// Train on the faces as they are (no flips, warps or erasing).
     #[arg(long)]
     no_augment: bool,
+    /// Start from this model's weights instead of a fresh initialisation (the run's own
+    /// architecture settings must match it; dropout and input blur come from this run's config).
+    #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
+    init: Option<PathBuf>,
     #[command(flatten)]
     data_args: DataArgs,
 }
@@ -99,6 +103,9 @@ impl TrainArgs {
         }
         if let Some(d) = &self.data {
             c.train_data = Some(d.display().to_string());
+        }
+        if let Some(m) = &self.init {
+            c.init_weights = Some(m.display().to_string());
         }
         if let Some(v) = &self.val_data {
             c.val_data = Some(v.display().to_string());

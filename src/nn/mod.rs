@@ -16,5 +16,6 @@ pub mod optim;
 pub mod params;
 pub mod schedule;
 pub mod tensor;
+pub mod winograd;
 
 pub use tensor::Tensor;

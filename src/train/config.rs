@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub train_data: Option<String>,
     /// Where the validation faces came from, when not the same source as training.
     pub val_data: Option<String>,
+    /// Start from these weights (a ferlite model file) instead of a fresh initialisation: a
+    /// second run that continues an earlier one with a new schedule or regularisation.
+    pub init_weights: Option<String>,
 }
 
 impl Default for TrainConfig {
@@ -56,6 +59,7 @@ impl Default for TrainConfig {
             limit_per_class: None,
             train_data: None,
             val_data: None,
+            init_weights: None,
         }
     }
 }

@@ -73,7 +73,10 @@ impl Trainer {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run folder", dir.display()))?;
         std::fs::write(dir.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?)?;
-        let network = Network::new(config.network.clone(), derive_seed(&[config.seed, site::INIT]));
+        let network = match &config.init_weights {
+            Some(path) => Network::warm_start(Path::new(path), config.network.clone())?,
+            None => Network::new(config.network.clone(), derive_seed(&[config.seed, site::INIT])),
+        };
         let optimizer = Optimizer::new(config.optimizer.clone(), network.param_layout.decay_mask());
         let state = TrainState { config, epochs_done: 0, steps_done: 0, schedule: Default::default(), best_val_accuracy: f64::NEG_INFINITY, best_epoch: None };
         // Start a fresh metrics log.
