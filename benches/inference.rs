@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the paper network: the same rows as `ferlite bench` (inference batch 1
 //! and 256 on the fast path and the framework forward, one training step at batch 64), with
-//! criterion's confidence intervals. `cargo bench --bench inference`; pin threads with
+//! criterion's confidence intervals, and the two halves of the Winograd kernel at each stage's
+//! shape (input transform; products and output transform). `cargo bench --bench inference`; pin threads with
 //! RAYON_NUM_THREADS=1 for the single-thread rows.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -34,6 +35,25 @@ fn inference(c: &mut Criterion) {
     group.finish();
 }
 
+fn winograd(c: &mut Criterion) {
+    use ferlite::nn::winograd::Winograd3x3;
+    let mut group = c.benchmark_group("winograd");
+    for (cin, cout, side) in [(32, 32, 48), (64, 64, 24), (128, 128, 12)] {
+        let mut rng = rng_for(&[side as u64]);
+        let x: Vec<f32> = (0..cin * side * side).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let weight: Vec<f32> = (0..cout * cin * 9).map(|_| rng.random_range(-0.1..0.1)).collect();
+        let Some(conv) = Winograd3x3::new(&weight, cin, cout) else {
+            eprintln!("skipped: this CPU has no AVX2/FMA");
+            return;
+        };
+        let (mut scratch, mut v, mut out) = (Vec::new(), Vec::new(), vec![0.0; cout * side * side]);
+        let shape = format!("{cin}x{side}x{side}");
+        group.bench_function(BenchmarkId::new("transform_input", &shape), |b| b.iter(|| conv.transform_input(black_box(&x), (side, side), &mut scratch, &mut v)));
+        group.bench_function(BenchmarkId::new("products_and_output", &shape), |b| b.iter(|| conv.run(black_box(&v), (side, side), 0..cout, &mut out)));
+    }
+    group.finish();
+}
+
 fn training_step(c: &mut Criterion) {
     let mut net = Network::new(NetworkConfig::paper(), 0);
     let x = faces(64);
@@ -52,5 +72,5 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inference, training_step);
+criterion_group!(benches, inference, winograd, training_step);
 criterion_main!(benches);

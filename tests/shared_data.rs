@@ -44,6 +44,37 @@ fn embedded_model_reproduces_its_committed_val_report() {
     }
 }
 
+/// The inference fast path (folded batch norms, Winograd and direct AVX2 kernels) against the
+/// framework's forward pass of the same embedded weights on every val/ face: the same predicted
+/// class for all 3,589, logits within 1e-3 (the largest difference is printed).
+#[test]
+fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
+    use ferlite::data::blur::gaussian_blur;
+    use ferlite::emotion::{normalize_pixels, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
+    use ferlite::eval::metrics::argmax_rows;
+    use ferlite::nn::Tensor;
+    let Some(root) = shared_fer2013() else { return };
+    let predictor = ferlite::predict::Predictor::load(None).unwrap();
+    let val = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
+    let sigma = predictor.network.config.input_blur_sigma;
+    let (mut worst, mut logit_scale, mut faces) = (0f32, 0f32, 0);
+    for chunk in val.pixels.chunks(256 * FACE_PIXELS) {
+        let n = chunk.len() / FACE_PIXELS;
+        let mut input = Tensor::zeros([n, 1, FACE_SIZE, FACE_SIZE]);
+        for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(chunk.chunks(FACE_PIXELS)) {
+            normalize_pixels(&gaussian_blur(face, sigma), out);
+        }
+        let (framework, fast) = (predictor.network.forward(&input), predictor.fast.forward(&input));
+        worst = framework.data.iter().zip(&fast.data).fold(worst, |m, (a, b)| m.max((a - b).abs()));
+        logit_scale = framework.data.iter().fold(logit_scale, |m, v| m.max(v.abs()));
+        assert_eq!(argmax_rows(&framework.data, NUM_CLASSES), argmax_rows(&fast.data, NUM_CLASSES), "faces {faces}..{}", faces + n);
+        faces += n;
+    }
+    eprintln!("fast path vs framework on {faces} val faces: max |logit difference| {worst:.2e} (largest logit {logit_scale:.1})");
+    assert_eq!(faces, 3589);
+    assert!(worst < 1e-3, "max |logit difference| {worst}");
+}
+
 /// Eight real FER2013 faces pasted (at 3x) into one gray photo at known places: each face found has
 /// its box where the face was pasted and (but for the known gap below) the label of the 48x48
 /// original predicted directly.

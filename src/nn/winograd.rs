@@ -7,10 +7,11 @@
 //! same register tile as [`DirectConv3x3`](super::direct_conv::DirectConv3x3): 6 tiles x 16
 //! output channels in twelve registers, the inner loop walking input channels.
 //!
-//! Memory order keeps each step's working set in cache: the input is transformed once per layer
-//! (shared by the threads that split the output channels), then for every 16 output channels and
-//! every group of 6 tiles the 36 products land in a 14 KB buffer that is turned into output pixels
-//! at once.
+//! The input is transformed once per layer (shared by the threads that split the output channels),
+//! 8 channels per register: a channels-last copy makes each patch value one vector load, and the
+//! transformed values are stored channels-contiguous, `[tile group][36][6 tiles][cin]`, one vector
+//! store each. Then, for every 16 output channels, each of the 36 weight matrices (2-8 KB, kept in
+//! L1) meets every group of tiles, and the products are turned into output pixels.
 //!
 //! The transforms are Lavin & Gray's (2016) with interpolation points 0, ±1, ±2, ∞; in f32 they
 //! agree with direct convolution to about 1e-5 relative (`tests`).
@@ -48,6 +49,12 @@ pub struct Winograd3x3 {
     packed: Vec<f32>,
 }
 
+thread_local! {
+    /// Each thread's buffer for the Winograd-domain products of one layer's tiles (up to ~330 KB),
+    /// kept between calls: [`Winograd3x3::run`] runs on several threads at once for batch 1.
+    static PRODUCTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Tile grid of an `h x w` output: `(rows, columns)` of 4x4 tiles.
 fn tile_grid((h, w): (usize, usize)) -> (usize, usize) {
     (h.div_ceil(M), w.div_ceil(M))
@@ -81,26 +88,36 @@ impl Winograd3x3 {
     pub const CHANNEL_BLOCK: usize = CO_TILE;
 
     /// Transforms `x` `[cin, h, w]` into the Winograd domain, into `v` (laid out
-    /// `[tile group][36][cin][6 tiles]`), using `scratch` for a zero-bordered channels-last copy.
+    /// `[tile group][36][6 tiles][cin]`), using `scratch` for a zero-bordered channels-last copy.
     pub fn transform_input(&self, x: &[f32], (h, w): (usize, usize), scratch: &mut Vec<f32>, v: &mut Vec<f32>) {
         assert_eq!(x.len(), self.cin * h * w);
+        let cin = self.cin;
         let (th, tw) = tile_grid((h, w));
         let (ph, pw) = (th * M + 2, tw * M + 2);
-        // Channels last, with the convolution's one-pixel zero border (and zeros to the tile grid's edge).
-        scratch.clear();
-        scratch.resize(ph * pw * self.cin, 0.0);
-        for (ci, plane) in x.chunks_exact(h * w).enumerate() {
-            for (y, row) in plane.chunks_exact(w).enumerate() {
-                let dst = &mut scratch[((y + 1) * pw + 1) * self.cin + ci..];
-                for (xx, &value) in row.iter().enumerate() {
-                    dst[xx * self.cin] = value;
-                }
+        // Channels last, inside the convolution's one-pixel zero border (zeros also out to the
+        // tile grid's edge). Only the border is cleared: the buffer is reused between layers.
+        scratch.resize(ph * pw * cin, 0.0);
+        let (top, rest) = scratch.split_at_mut(pw * cin);
+        top.fill(0.0);
+        let (interior, bottom) = rest.split_at_mut(h * pw * cin);
+        bottom.fill(0.0);
+        for row in interior.chunks_exact_mut(pw * cin) {
+            row[..cin].fill(0.0);
+            row[(w + 1) * cin..].fill(0.0);
+        }
+        assert!(available());
+        // SAFETY: AVX2 is present (checked above); reads stay inside `x` (8 planes of `h * w` from
+        // a multiple of 8 below `cin`) and writes inside `interior` (pixel `x < w`, channels `< cin`).
+        unsafe { to_channels_last(x, cin, (h, w), pw, interior) };
+        let (tiles, group_len) = (th * tw, TILE_GROUP * cin);
+        let groups = tiles.div_ceil(TILE_GROUP);
+        v.resize(P * groups * group_len, 0.0);
+        // Slots of the last group past the last tile multiply as zeros.
+        if tiles % TILE_GROUP != 0 {
+            for values in v[(groups - 1) * P * group_len..].chunks_exact_mut(group_len) {
+                values[(tiles - (groups - 1) * TILE_GROUP) * cin..].fill(0.0);
             }
         }
-        let groups = (th * tw).div_ceil(TILE_GROUP);
-        v.clear();
-        v.resize(groups * P * self.cin * TILE_GROUP, 0.0);
-        assert!(available());
         // SAFETY: AVX2 and FMA are present (checked above); reads stay inside `scratch` (a tile's
         // patch rows `4 ty ..= 4 ty + 5 < ph`, columns `< pw`) and writes inside `v` (sized above).
         unsafe { self.transform_input_avx2(scratch, (th, tw), pw, v) }
@@ -112,12 +129,16 @@ impl Winograd3x3 {
     pub fn run(&self, v: &[f32], (h, w): (usize, usize), channels: Range<usize>, out: &mut [f32]) {
         assert!(channels.start % CO_TILE == 0 && channels.end <= self.cout && channels.len() % CO_TILE == 0);
         let (th, tw) = tile_grid((h, w));
-        assert_eq!(v.len(), (th * tw).div_ceil(TILE_GROUP) * P * self.cin * TILE_GROUP);
+        assert_eq!(v.len(), (th * tw).div_ceil(TILE_GROUP) * P * TILE_GROUP * self.cin);
         assert_eq!(out.len(), channels.len() * h * w);
         assert!(available());
-        // SAFETY: AVX2 and FMA are present (checked above); `v` and `packed` are read within the
-        // lengths asserted above, and output pixels are written only inside `h x w`.
-        unsafe { self.run_avx2(v, (h, w), channels, out) }
+        PRODUCTS.with_borrow_mut(|products| {
+            products.resize((th * tw).div_ceil(TILE_GROUP) * TILE_GROUP * P * CO_TILE, 0.0);
+            // SAFETY: AVX2 and FMA are present (checked above); `v` and `packed` are read within
+            // the lengths asserted above, `products` within its size, and output pixels are
+            // written only inside `h x w`.
+            unsafe { self.run_avx2(v, (h, w), channels, products, out) }
+        })
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -126,11 +147,10 @@ impl Winograd3x3 {
         use std::arch::x86_64::*;
         let cin = self.cin;
         let src = scratch.as_ptr();
-        let mut lanes = [0.0f32; CI_LANES];
+        let dst = v.as_mut_ptr();
         for tile in 0..th * tw {
             let (ty, tx) = (tile / tw, tile % tw);
             let (group, slot) = (tile / TILE_GROUP, tile % TILE_GROUP);
-            let group_v = &mut v[group * P * cin * TILE_GROUP..][..P * cin * TILE_GROUP];
             for c0 in (0..cin).step_by(CI_LANES) {
                 let at = |r: usize, c: usize| _mm256_loadu_ps(src.add(((ty * M + r) * pw + tx * M + c) * cin + c0));
                 // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows.
@@ -138,11 +158,7 @@ impl Winograd3x3 {
                 for i in 0..A {
                     let row = input_transform(std::array::from_fn(|c| columns[c][i]));
                     for (j, value) in row.iter().enumerate() {
-                        _mm256_storeu_ps(lanes.as_mut_ptr(), *value);
-                        let dst = &mut group_v[((i * A + j) * cin + c0) * TILE_GROUP + slot..];
-                        for (lane, &x) in lanes.iter().enumerate() {
-                            dst[lane * TILE_GROUP] = x;
-                        }
+                        _mm256_storeu_ps(dst.add(((group * P + i * A + j) * TILE_GROUP + slot) * cin + c0), *value);
                     }
                 }
             }
@@ -151,54 +167,59 @@ impl Winograd3x3 {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, v: &[f32], (h, w): (usize, usize), channels: Range<usize>, out: &mut [f32]) {
+    unsafe fn run_avx2(&self, v: &[f32], (h, w): (usize, usize), channels: Range<usize>, products: &mut [f32], out: &mut [f32]) {
         use std::arch::x86_64::*;
         let cin = self.cin;
         let (th, tw) = tile_grid((h, w));
         let tiles = th * tw;
+        let groups = tiles.div_ceil(TILE_GROUP);
         let hw = h * w;
-        // The 36 products of one group of tiles: `[tile in group][36][16 channels]`.
-        let mut products = vec![0.0f32; TILE_GROUP * P * CO_TILE];
-        let mut lanes = [0.0f32; CO_TILE];
+        let mut lanes = [0.0f32; 8];
         for block in channels.start / CO_TILE..channels.end / CO_TILE {
-            let weights = &self.packed[block * P * cin * CO_TILE..][..P * cin * CO_TILE];
             let first_row = (block * CO_TILE - channels.start) * hw;
-            for group in 0..tiles.div_ceil(TILE_GROUP) {
-                let group_v = &v[group * P * cin * TILE_GROUP..][..P * cin * TILE_GROUP];
-                for p in 0..P {
-                    let u = weights[p * cin * CO_TILE..].as_ptr();
-                    let x = group_v[p * cin * TILE_GROUP..].as_ptr();
+            // The 36 products of every tile, `[36][tile][16 channels]`: one weight matrix at a time
+            // (2-8 KB, stays in L1) against every group of tiles.
+            for p in 0..P {
+                let u = self.packed[(block * P + p) * cin * CO_TILE..][..cin * CO_TILE].as_ptr();
+                for group in 0..groups {
+                    let x = v[(group * P + p) * TILE_GROUP * cin..][..TILE_GROUP * cin].as_ptr();
                     let mut acc = [[_mm256_setzero_ps(); 2]; TILE_GROUP];
                     for ci in 0..cin {
                         let w = [_mm256_loadu_ps(u.add(ci * CO_TILE)), _mm256_loadu_ps(u.add(ci * CO_TILE + 8))];
-                        let xs = x.add(ci * TILE_GROUP);
                         for (t, acc) in acc.iter_mut().enumerate() {
-                            let b = _mm256_broadcast_ss(&*xs.add(t));
+                            let b = _mm256_broadcast_ss(&*x.add(t * cin + ci));
                             acc[0] = _mm256_fmadd_ps(b, w[0], acc[0]);
                             acc[1] = _mm256_fmadd_ps(b, w[1], acc[1]);
                         }
                     }
+                    let dst = products.as_mut_ptr().add((p * groups * TILE_GROUP + group * TILE_GROUP) * CO_TILE);
                     for (t, acc) in acc.iter().enumerate() {
-                        let dst = products.as_mut_ptr().add((t * P + p) * CO_TILE);
-                        _mm256_storeu_ps(dst, acc[0]);
-                        _mm256_storeu_ps(dst.add(8), acc[1]);
+                        _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
+                        _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
                     }
                 }
-                // Aᵀ M A for each tile of the group, 8 channels at a time; pixels past the edge dropped.
-                for t in 0..TILE_GROUP.min(tiles - group * TILE_GROUP) {
-                    let tile = group * TILE_GROUP + t;
-                    let (y0, x0) = (tile / tw * M, tile % tw * M);
-                    for half in 0..2 {
-                        let m = |i: usize, j: usize| _mm256_loadu_ps(products.as_ptr().add((t * P + i * A + j) * CO_TILE + half * 8));
-                        let columns: [[__m256; M]; A] = std::array::from_fn(|j| output_transform(std::array::from_fn(|i| m(i, j))));
-                        let rows: [[__m256; M]; M] = std::array::from_fn(|r| output_transform(std::array::from_fn(|j| columns[j][r])));
-                        for (r, row) in rows.iter().enumerate().take(h - y0) {
-                            for (c, value) in row.iter().enumerate().take(w - x0) {
-                                _mm256_storeu_ps(lanes.as_mut_ptr(), *value);
-                                let pixel = first_row + half * 8 * hw + (y0 + r) * w + x0 + c;
-                                for (lane, &x) in lanes[..8].iter().enumerate() {
-                                    out[pixel + lane * hw] = x;
-                                }
+            }
+            // Aᵀ M A for each tile, 8 channels at a time; pixels past the edge dropped.
+            for tile in 0..tiles {
+                let (y0, x0) = (tile / tw * M, tile % tw * M);
+                for half in 0..2 {
+                    let m = |i: usize, j: usize| _mm256_loadu_ps(products.as_ptr().add(((i * A + j) * groups * TILE_GROUP + tile) * CO_TILE + half * 8));
+                    let columns: [[__m256; M]; A] = std::array::from_fn(|j| output_transform(std::array::from_fn(|i| m(i, j))));
+                    let rows: [[__m256; M]; M] = std::array::from_fn(|r| output_transform(std::array::from_fn(|j| columns[j][r])));
+                    for (r, row) in rows.iter().enumerate().take(h - y0) {
+                        let pixel = first_row + half * 8 * hw + (y0 + r) * w + x0;
+                        if w - x0 >= M {
+                            // Four pixels of eight channels: transposed in registers, stored as
+                            // four consecutive pixels of each channel's plane.
+                            for (lane, pixels) in transpose_8x4(*row).iter().enumerate() {
+                                _mm_storeu_ps(out[pixel + lane * hw..][..M].as_mut_ptr(), *pixels);
+                            }
+                            continue;
+                        }
+                        for (c, value) in row.iter().enumerate().take(w - x0) {
+                            _mm256_storeu_ps(lanes.as_mut_ptr(), *value);
+                            for (lane, &x) in lanes.iter().enumerate() {
+                                out[pixel + c + lane * hw] = x;
                             }
                         }
                     }
@@ -213,9 +234,85 @@ impl Winograd3x3 {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn run_avx2(&self, _: &[f32], _: (usize, usize), _: Range<usize>, _: &mut [f32]) {
+    unsafe fn run_avx2(&self, _: &[f32], _: (usize, usize), _: Range<usize>, _: &mut [f32], _: &mut [f32]) {
         unreachable!("Winograd3x3::new returns None off x86_64")
     }
+}
+
+/// Copies `x` `[cin, h, w]` into the interior rows of a channels-last buffer (`pw` pixels a row,
+/// the first and those past `w` left alone), 8 pixels x 8 channels per register transpose.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn to_channels_last(x: &[f32], cin: usize, (h, w): (usize, usize), pw: usize, interior: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let hw = h * w;
+    let (src, dst) = (x.as_ptr(), interior.as_mut_ptr());
+    for y in 0..h {
+        for c0 in (0..cin).step_by(CI_LANES) {
+            let mut x0 = 0;
+            while x0 + 8 <= w {
+                let rows: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add((c0 + k) * hw + y * w + x0)));
+                for (j, pixel) in transpose_8x8(rows).iter().enumerate() {
+                    _mm256_storeu_ps(dst.add((y * pw + x0 + j + 1) * cin + c0), *pixel);
+                }
+                x0 += 8;
+            }
+            for xx in x0..w {
+                for k in 0..CI_LANES {
+                    *dst.add((y * pw + xx + 1) * cin + c0 + k) = *src.add((c0 + k) * hw + y * w + xx);
+                }
+            }
+        }
+    }
+}
+
+/// Transposes an 8x8 block: lane `j` of `rows[k]` becomes lane `k` of the result's `j`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    let t: [__m256; 8] = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let q: [__m256; 8] = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    [
+        _mm256_permute2f128_ps::<0x20>(q[0], q[4]),
+        _mm256_permute2f128_ps::<0x20>(q[1], q[5]),
+        _mm256_permute2f128_ps::<0x20>(q[2], q[6]),
+        _mm256_permute2f128_ps::<0x20>(q[3], q[7]),
+        _mm256_permute2f128_ps::<0x31>(q[0], q[4]),
+        _mm256_permute2f128_ps::<0x31>(q[1], q[5]),
+        _mm256_permute2f128_ps::<0x31>(q[2], q[6]),
+        _mm256_permute2f128_ps::<0x31>(q[3], q[7]),
+    ]
+}
+
+/// Four pixels x eight channels (`v[pixel]` holds the channels) to eight channels x four pixels.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_8x4(v: [std::arch::x86_64::__m256; M]) -> [std::arch::x86_64::__m128; 8] {
+    use std::arch::x86_64::*;
+    // 4x4 transposes inside each 128-bit half: channels 0-3 in the low halves, 4-7 in the high.
+    let (t0, t1) = (_mm256_unpacklo_ps(v[0], v[1]), _mm256_unpackhi_ps(v[0], v[1]));
+    let (t2, t3) = (_mm256_unpacklo_ps(v[2], v[3]), _mm256_unpackhi_ps(v[2], v[3]));
+    let r = [_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2), _mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3)];
+    std::array::from_fn(|lane| if lane < 4 { _mm256_castps256_ps128(r[lane]) } else { _mm256_extractf128_ps::<1>(r[lane - 4]) })
 }
 
 /// `Bᵀ d` for one column (or row) of 6 values, 8 lanes at a time:
@@ -306,3 +403,4 @@ mod tests {
         assert!(Winograd3x3::new(&weight, 8, 8).is_none(), "cout 8 is not a multiple of 16");
     }
 }
+
