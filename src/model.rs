@@ -13,7 +13,7 @@
 
 use crate::emotion::{FACE_SIZE, NUM_CLASSES};
 use crate::infer::{Dense, FastNetwork, FoldedConv, FoldedStage};
-use crate::nn::conv::Conv2d;
+use crate::nn::conv::{Conv2d, ConvAlgorithm};
 use crate::nn::layers::{self, Linear};
 use crate::nn::norm::{BatchNorm2d, BatchNormTape};
 use crate::nn::params::Layout;
@@ -240,6 +240,15 @@ impl Network {
         Network { config, param_layout: p, buffer_layout: b, params, buffers, stem, stages, fc1, fc2 }
     }
 
+    /// How the 3x3 convolutions of [`forward`](Self::forward), [`forward_train`](Self::forward_train)
+    /// and [`backward`](Self::backward) are computed (a new network uses the `Im2col` reference).
+    pub fn set_conv_algorithm(&mut self, algorithm: ConvAlgorithm) {
+        let stage_convs = self.stages.iter_mut().flat_map(|s| [Some(&mut s.a), Some(&mut s.b), Some(&mut s.c), s.shortcut.as_mut()]);
+        for conv_bn in std::iter::once(&mut self.stem).chain(stage_convs.flatten()) {
+            conv_bn.conv.algorithm = algorithm;
+        }
+    }
+
     /// Trainable parameters (batch-norm gamma and beta count; running statistics do not).
     pub fn num_params(&self) -> usize {
         self.params.len()
@@ -436,5 +445,32 @@ mod tests {
         let norm_of = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
         let cosine = dot / (norm_of(&numeric_all) * norm_of(&analytic_all));
         assert!(cosine > 0.99, "numeric and analytic gradients disagree: cosine {cosine:.4}");
+    }
+
+    #[test]
+    fn winograd_training_step_matches_im2col() {
+        if !crate::nn::direct_conv::available() {
+            eprintln!("skipped: this CPU lacks AVX2/FMA, so Winograd falls back to im2col");
+            return;
+        }
+        let mut net = Network::new(NetworkConfig { stage_dropout: 0.0, head_dropout: 0.0, ..NetworkConfig::paper() }, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let x = Tensor::from_vec([4, 1, 48, 48], (0..4 * 2304).map(|_| rng.random_range(-1.0..1.0)).collect());
+        let mut step = |algorithm| {
+            net.set_conv_algorithm(algorithm);
+            let buffers = net.buffers.clone();
+            let (logits, tape) = net.forward_train(x.clone(), &mut ChaCha8Rng::seed_from_u64(0));
+            net.buffers = buffers;
+            let out = cross_entropy(&logits.data, &[0, 2, 4, 6], 7, 0.1, None);
+            let mut grads = vec![0.0; net.num_params()];
+            net.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
+            (logits.data, grads)
+        };
+        let (logits, grads) = step(ConvAlgorithm::Im2col);
+        let (winograd_logits, winograd_grads) = step(ConvAlgorithm::Winograd);
+        let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        assert!(worst(&logits, &winograd_logits) < 1e-4, "logits differ by {} of their range", worst(&logits, &winograd_logits));
+        assert!(worst(&grads, &winograd_grads) < 1e-3, "gradients differ by {} of their range", worst(&grads, &winograd_grads));
+        assert_ne!(grads, winograd_grads, "both steps ran the same kernel: Winograd was not used");
     }
 }

@@ -4,6 +4,7 @@ use ferlite::faces::Detector;
 use ferlite::emotion::NUM_CLASSES;
 use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
+use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::Optimizer;
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
@@ -61,11 +62,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut opt = Optimizer::new(Default::default(), net.param_layout.decay_mask());
     let mut grads = vec![0.0; net.num_params()];
     let mut step = 0u64;
-    let (med, lo, hi) = time(args.repeats, || {
-        step += 1;
-        train_step(&mut net, &mut opt, &mut grads, x.clone(), &labels, 0.1, None, 0.01, &mut rng_for(&[step]));
-    });
-    println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+        net.set_conv_algorithm(algorithm);
+        let (med, lo, hi) = time(args.repeats, || {
+            step += 1;
+            train_step(&mut net, &mut opt, &mut grads, x.clone(), &labels, 0.1, None, 0.01, &mut rng_for(&[step]));
+        });
+        let name = format!("{algorithm:?}").to_lowercase();
+        println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})  3x3 convolutions by {name}", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+    }
+    // The framework forward below is the im2col reference.
+    net.set_conv_algorithm(ConvAlgorithm::Im2col);
 
     let fast = net.fold();
     for n in [1usize, 256] {

@@ -2,6 +2,7 @@ use super::DataArgs;
 use anyhow::{bail, Context, Result};
 use ferlite::data::augment::AugmentConfig;
 use ferlite::data::{self, Split};
+use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::OptimizerKind;
 use ferlite::nn::schedule::ScheduleKind;
 use ferlite::train::config::{ClassWeighting, TrainConfig};
@@ -65,6 +66,10 @@ pub struct TrainArgs {
     /// architecture settings must match it; dropout and input blur come from this run's config).
     #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
     init: Option<PathBuf>,
+    /// How the 3x3 convolutions are computed: winograd (default, ~1.6x faster on AVX2) or im2col
+    /// (the reference; how runs without this setting were trained).
+    #[arg(long, value_enum)]
+    conv_algorithm: Option<ConvAlgorithm>,
     #[command(flatten)]
     data_args: DataArgs,
 }
@@ -94,6 +99,7 @@ impl TrainArgs {
         set!(label_smoothing = self.label_smoothing);
         set!(class_weighting = self.class_weighting);
         set!(seed = self.seed);
+        set!(conv_algorithm = self.conv_algorithm);
         set!(network.input_blur_sigma = self.input_blur);
         if self.limit.is_some() {
             c.limit_per_class = self.limit;

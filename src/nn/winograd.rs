@@ -1,4 +1,5 @@
-//! 3x3 convolution (stride 1, padding 1) by Winograd F(4x4, 3x3) with AVX2+FMA, for inference.
+//! 3x3 convolution (stride 1, padding 1) by Winograd F(4x4, 3x3) with AVX2+FMA, for inference and
+//! for the training step's forward pass and input gradient ([`super::conv::ConvAlgorithm`]).
 //!
 //! Each 4x4 block of output pixels ("tile") comes from a 6x6 patch of the input. Transformed into
 //! the Winograd domain (`V = Bᵀ d B`, `U = G g Gᵀ`), the convolution becomes 36 independent
@@ -16,6 +17,7 @@
 //! The transforms are Lavin & Gray's (2016) with interpolation points 0, ±1, ±2, ∞; in f32 they
 //! agree with direct convolution to about 1e-5 relative (`tests`).
 
+use rayon::prelude::*;
 use std::ops::Range;
 
 /// Output channels per register tile: two 8-lane registers.
@@ -68,20 +70,31 @@ impl Winograd3x3 {
             return None;
         }
         let mut packed = vec![0.0; P * cout * cin];
-        for co in 0..cout {
-            for ci in 0..cin {
-                let g = &weight[(co * cin + ci) * 9..][..9];
-                // U = G g Gᵀ, in f64 so the transform adds no rounding of its own.
-                let gg: [[f64; 3]; A] = std::array::from_fn(|i| std::array::from_fn(|c| (0..3).map(|k| G[i][k] * g[k * 3 + c] as f64).sum()));
-                for i in 0..A {
-                    for j in 0..A {
-                        let u: f64 = (0..3).map(|k| gg[i][k] * G[j][k]).sum();
-                        packed[((co / CO_TILE * P + i * A + j) * cin + ci) * CO_TILE + co % CO_TILE] = u as f32;
+        // Blocks of 16 output channels in parallel: training transforms every step's weights.
+        packed.par_chunks_mut(P * cin * CO_TILE).enumerate().for_each(|(block, packed)| {
+            for co in block * CO_TILE..(block + 1) * CO_TILE {
+                for ci in 0..cin {
+                    let g = &weight[(co * cin + ci) * 9..][..9];
+                    // U = G g Gᵀ, in f64 so the transform adds no rounding of its own.
+                    let gg: [[f64; 3]; A] = std::array::from_fn(|i| std::array::from_fn(|c| (0..3).map(|k| G[i][k] * g[k * 3 + c] as f64).sum()));
+                    for i in 0..A {
+                        for j in 0..A {
+                            let u: f64 = (0..3).map(|k| gg[i][k] * G[j][k]).sum();
+                            packed[((i * A + j) * cin + ci) * CO_TILE + co % CO_TILE] = u as f32;
+                        }
                     }
                 }
             }
-        }
+        });
         Some(Winograd3x3 { cin, cout, packed })
+    }
+
+    pub fn cin(&self) -> usize {
+        self.cin
+    }
+
+    pub fn cout(&self) -> usize {
+        self.cout
     }
 
     /// Output channels come in blocks of this many (see [`run`](Self::run)).

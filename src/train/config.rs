@@ -3,6 +3,7 @@
 
 use crate::data::augment::AugmentConfig;
 use crate::model::NetworkConfig;
+use crate::nn::conv::ConvAlgorithm;
 use crate::nn::optim::OptimizerConfig;
 use crate::nn::schedule::ScheduleConfig;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,10 @@ pub struct TrainConfig {
     /// Start from these weights (a ferlite model file) instead of a fresh initialisation: a
     /// second run that continues an earlier one with a new schedule or regularisation.
     pub init_weights: Option<String>,
+    /// How the 3x3 convolutions are computed. A config without this field (written before it
+    /// existed) means `im2col`, so earlier runs resume and reproduce as they were trained.
+    #[serde(default)]
+    pub conv_algorithm: ConvAlgorithm,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +65,7 @@ impl Default for TrainConfig {
             train_data: None,
             val_data: None,
             init_weights: None,
+            conv_algorithm: ConvAlgorithm::Winograd,
         }
     }
 }

@@ -73,10 +73,11 @@ impl Trainer {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run folder", dir.display()))?;
         std::fs::write(dir.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?)?;
-        let network = match &config.init_weights {
+        let mut network = match &config.init_weights {
             Some(path) => Network::warm_start(Path::new(path), config.network.clone())?,
             None => Network::new(config.network.clone(), derive_seed(&[config.seed, site::INIT])),
         };
+        network.set_conv_algorithm(config.conv_algorithm);
         let optimizer = Optimizer::new(config.optimizer.clone(), network.param_layout.decay_mask());
         let state = TrainState { config, epochs_done: 0, steps_done: 0, schedule: Default::default(), best_val_accuracy: f64::NEG_INFINITY, best_epoch: None };
         // Start a fresh metrics log.
@@ -86,7 +87,8 @@ impl Trainer {
 
     /// Continues the run in `dir` from its last checkpoint.
     pub fn resume(dir: &Path) -> Result<Self> {
-        let Checkpoint { network, optimizer, state } = Checkpoint::load(dir)?;
+        let Checkpoint { mut network, optimizer, state } = Checkpoint::load(dir)?;
+        network.set_conv_algorithm(state.config.conv_algorithm);
         truncate_metrics(&dir.join(METRICS_FILE), state.epochs_done)?;
         tracing::info!("resuming {} after epoch {} of {}", dir.display(), state.epochs_done, state.config.epochs);
         Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, state, progress: true })
