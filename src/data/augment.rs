@@ -90,6 +90,14 @@ fn erase_random_rect(img: &mut [f32], rng: &mut impl Rng) {
     }
 }
 
+/// A deterministic view of a face for test-time augmentation: optionally mirrored, shifted by
+/// `(dx, dy)` pixels (edges extend), normalised into `out`.
+pub fn fixed_view(pixels: &[u8], flip: bool, dx: f32, dy: f32, out: &mut [f32]) {
+    let mut norm = [0.0f32; FACE_PIXELS];
+    normalize_pixels(pixels, &mut norm);
+    warp(&norm, if flip { -1.0 } else { 1.0 }, 0.0, 1.0, dx, dy, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,12 +134,4 @@ mod tests {
         assert_eq!(run(5), run(5));
         assert_ne!(run(5), run(6));
     }
-}
-
-/// A deterministic view of a face for test-time augmentation: optionally mirrored, shifted by
-/// `(dx, dy)` pixels (edges extend), normalised into `out`.
-pub fn fixed_view(pixels: &[u8], flip: bool, dx: f32, dy: f32, out: &mut [f32]) {
-    let mut norm = [0.0f32; FACE_PIXELS];
-    normalize_pixels(pixels, &mut norm);
-    warp(&norm, if flip { -1.0 } else { 1.0 }, 0.0, 1.0, dx, dy, out);
 }
