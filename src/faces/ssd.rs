@@ -288,7 +288,10 @@ impl SsdDetector {
         let mut x = self.stem.forward(input);
         let mut conv11 = None;
         for (i, (depthwise, pointwise)) in self.blocks.iter().enumerate() {
-            x = pointwise.forward(&depthwise.forward(&x));
+            let filtered = depthwise.forward(&x);
+            // Freed before the pointwise output exists: at 256x256 these maps are 8-16 MB each.
+            drop(x);
+            x = pointwise.forward(&filtered);
             if i + 1 == 11 {
                 conv11 = Some(Map { data: x.data.clone(), ..x });
             }
