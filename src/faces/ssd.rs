@@ -8,6 +8,7 @@ use crate::nn::gemm::{row_major, sgemm};
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 const MANIFEST: &str = include_str!("../../assets/face-api/ssd_mobilenetv1_model-weights_manifest.json");
@@ -36,6 +37,29 @@ fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
     (output, total / 2)
 }
 
+/// A tensor's values as the weights file stores them: most are uint8 codes of an affine map, kept
+/// as such (5.5 MB instead of 22 MB as f32) and decoded layer by layer when the detector runs.
+enum Values {
+    F32(Vec<f32>),
+    Uint8 { codes: &'static [u8], min: f32, scale: f32 },
+}
+
+impl Values {
+    fn to_f32(&self) -> Cow<'_, [f32]> {
+        match self {
+            Values::F32(values) => Cow::Borrowed(values),
+            Values::Uint8 { codes, min, scale } => Cow::Owned(codes.iter().map(|&v| min + scale * v as f32).collect()),
+        }
+    }
+
+    fn into_f32(self) -> Vec<f32> {
+        match self {
+            Values::F32(values) => values,
+            quantised => quantised.to_f32().into_owned(),
+        }
+    }
+}
+
 /// A convolution with bias and optional ReLU6; weights as tfjs stores them, `[kh][kw][in][out]`,
 /// which is the `(k*k*in) x out` matrix an HWC im2col row multiplies.
 struct Conv {
@@ -43,7 +67,7 @@ struct Conv {
     stride: usize,
     inputs: usize,
     outputs: usize,
-    weights: Vec<f32>,
+    weights: Values,
     bias: Vec<f32>,
     relu6: bool,
 }
@@ -83,7 +107,8 @@ impl Conv {
             &im2col
         };
         let mut out = Map { height, width, data: vec![0.0; positions * self.outputs] };
-        sgemm(positions, patch, self.outputs, rows, row_major(patch), &self.weights, row_major(self.outputs), 0.0, &mut out.data, row_major(self.outputs));
+        let weights = self.weights.to_f32();
+        sgemm(positions, patch, self.outputs, rows, row_major(patch), &weights, row_major(self.outputs), 0.0, &mut out.data, row_major(self.outputs));
         for pixel in out.data.chunks_mut(self.outputs) {
             for (v, b) in pixel.iter_mut().zip(&self.bias) {
                 *v += b;
@@ -178,26 +203,26 @@ struct Quantization {
 }
 
 /// A tensor's shape and values.
-type Named = HashMap<String, (Vec<usize>, Vec<f32>)>;
+type Named = HashMap<String, (Vec<usize>, Values)>;
 
-/// Every tensor of a tfjs weights file, dequantised to f32, by name.
-fn read_tfjs_weights(manifest: &str, bytes: &[u8]) -> Result<Named> {
+/// Every tensor of a tfjs weights file, by name.
+fn read_tfjs_weights(manifest: &str, bytes: &'static [u8]) -> Result<Named> {
     let groups: Vec<ManifestGroup> = serde_json::from_str(manifest).context("tfjs weights manifest")?;
     let mut tensors = HashMap::new();
     let mut offset = 0;
     for entry in groups.into_iter().flat_map(|g| g.weights) {
         let count: usize = entry.shape.iter().product();
-        let values: Vec<f32> = match &entry.quantization {
+        let values = match &entry.quantization {
             Some(q) if q.dtype == "uint8" => {
                 let raw = bytes.get(offset..offset + count).context("tfjs weights file too short")?;
                 offset += count;
-                raw.iter().map(|&v| q.min + q.scale * v as f32).collect()
+                Values::Uint8 { codes: raw, min: q.min, scale: q.scale }
             }
             Some(q) => bail!("{}: unsupported quantisation {}", entry.name, q.dtype),
             None => {
                 let raw = bytes.get(offset..offset + 4 * count).context("tfjs weights file too short")?;
                 offset += 4 * count;
-                raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                Values::F32(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
             }
         };
         tensors.insert(entry.name, (entry.shape, values));
@@ -215,7 +240,7 @@ impl SsdDetector {
         let mut take = |name: &str| tensors.remove(name).with_context(|| format!("SSD face detector weights lack {name}"));
         let mut conv = |prefix: &str, bias: &str, stride: usize, relu6: bool| -> Result<Conv> {
             let (shape, weights) = take(&format!("{prefix}/weights"))?;
-            let (_, bias) = take(&format!("{prefix}/{bias}"))?;
+            let bias = take(&format!("{prefix}/{bias}"))?.1.into_f32();
             Ok(Conv { kernel: shape[0], stride, inputs: shape[2], outputs: shape[3], weights, bias, relu6 })
         };
         let stem = conv("MobilenetV1/Conv2d_0_pointwise", "convolution_bn_offset", 2, true)?;
@@ -231,7 +256,8 @@ impl SsdDetector {
         for (i, pointwise) in (1..=13).zip(pointwise) {
             let prefix = format!("MobilenetV1/Conv2d_{i}_depthwise");
             let (shape, weights) = take(&format!("{prefix}/depthwise_weights"))?;
-            let [(_, gamma), (_, beta), (_, mean), (_, variance)] = ["gamma", "beta", "moving_mean", "moving_variance"].map(|n| take(&format!("{prefix}/BatchNorm/{n}")).unwrap_or_default());
+            let weights = weights.into_f32();
+            let [gamma, beta, mean, variance] = ["gamma", "beta", "moving_mean", "moving_variance"].map(|n| take(&format!("{prefix}/BatchNorm/{n}")).map(|(_, v)| v.into_f32()).unwrap_or_default());
             if gamma.len() != shape[2] || beta.len() != shape[2] || mean.len() != shape[2] || variance.len() != shape[2] {
                 bail!("{prefix}: BatchNorm parameters missing or of the wrong size");
             }
@@ -240,7 +266,7 @@ impl SsdDetector {
             let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
             blocks.push((Depthwise { stride, channels: shape[2], weights, scale, shift }, pointwise));
         }
-        let (_, anchors) = take("Output/extra_dim")?;
+        let anchors = take("Output/extra_dim")?.1.into_f32();
         Ok(SsdDetector { stem, blocks, extra, heads, anchors })
     }
 
@@ -261,7 +287,7 @@ impl SsdDetector {
         } else {
             photo
         };
-        let (boxes, scores) = self.forward(&input_map(input));
+        let (boxes, scores) = self.forward(input_map(input));
         let mut candidates: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] > min_confidence).collect();
         candidates.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         let mut kept: Vec<usize> = Vec::new();
@@ -284,8 +310,9 @@ impl SsdDetector {
     }
 
     /// Decoded boxes `(y0, x0, y1, x1)` normalised to the padded square, and face scores, per anchor.
-    fn forward(&self, input: &Map) -> (Vec<[f32; 4]>, Vec<f32>) {
-        let mut x = self.stem.forward(input);
+    fn forward(&self, input: Map) -> (Vec<[f32; 4]>, Vec<f32>) {
+        let mut x = self.stem.forward(&input);
+        drop(input);
         let mut conv11 = None;
         for (i, (depthwise, pointwise)) in self.blocks.iter().enumerate() {
             let filtered = depthwise.forward(&x);
