@@ -109,10 +109,9 @@ impl Conv2d {
         let mut dx = need_input_grad.then(|| Tensor::zeros(x.shape));
         // With Winograd the input gradient is a convolution of its own, done here for all images;
         // the groups below then compute only weight gradients.
-        let mut dx_by_groups = dx.as_mut();
-        if let (Some(dx), Some(winograd)) = (dx_by_groups.as_deref_mut(), need_input_grad.then(|| self.winograd_transposed(weight)).flatten()) {
-            winograd_each(&winograd, &dy.data, (h, w), &mut dx.data);
-            dx_by_groups = None;
+        let dx_winograd = if need_input_grad { self.winograd_transposed(weight) } else { None };
+        if let (Some(dx), Some(winograd)) = (dx.as_mut(), &dx_winograd) {
+            winograd_each(winograd, &dy.data, (h, w), &mut dx.data);
         }
         // Images are split into a fixed number of groups whose weight gradients are summed in
         // order, so the result does not depend on the thread count or scheduling (a resumed run
@@ -139,7 +138,7 @@ impl Conv2d {
             }
             dw
         };
-        let partials: Vec<Vec<f32>> = match dx_by_groups {
+        let partials: Vec<Vec<f32>> = match dx.as_mut().filter(|_| dx_winograd.is_none()) {
             Some(dx) => dx.data.par_chunks_mut(group * cin * hw).enumerate().map(|(g, d)| group_grad(g, Some(d))).collect(),
             None => (0..n.div_ceil(group)).into_par_iter().map(|g| group_grad(g, None)).collect(),
         };
@@ -158,6 +157,39 @@ impl Conv2d {
             im2col_3x3(x_img, self.cin, h, w, buf);
             buf
         }
+    }
+}
+
+/// Test support for the 3x3 kernels ([`super::direct_conv`], [`super::winograd`]): a random case
+/// with its im2col + GEMM result, and the check that a kernel's output matches it.
+#[cfg(test)]
+pub(crate) mod kernel_check {
+    use super::super::gemm::{row_major, sgemm};
+    use rand::Rng;
+
+    /// Input `[cin, h, w]`, weights `[cout, cin, 3, 3]` (uniform in ±1) and their convolution.
+    pub fn random_case(rng: &mut impl Rng, (cin, cout, h, w): (usize, usize, usize, usize)) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let x: Vec<f32> = (0..cin * h * w).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let weight: Vec<f32> = (0..cout * cin * 9).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut cols = Vec::new();
+        super::im2col_3x3(&x, cin, h, w, &mut cols);
+        let mut expected = vec![0.0; cout * h * w];
+        sgemm(cout, cin * 9, h * w, &weight, row_major(cin * 9), &cols, row_major(h * w), 0.0, &mut expected, row_major(h * w));
+        (x, weight, expected)
+    }
+
+    /// Runs `run(channels, out)` on two halves of the output channels (as batch 1 splits them over
+    /// threads; `block` is the kernel's channel block) and checks every output against `expected`.
+    pub fn assert_matches((cin, cout, h, w): (usize, usize, usize, usize), block: usize, expected: &[f32], mut run: impl FnMut(std::ops::Range<usize>, &mut [f32])) {
+        let mut got = vec![f32::NAN; cout * h * w];
+        let half = cout / 2 / block * block;
+        let (low, high) = got.split_at_mut(half * h * w);
+        run(0..half, low);
+        run(half..cout, high);
+        assert!(got.iter().all(|v| v.is_finite()), "{cin}->{cout} at {h}x{w}: outputs left unwritten");
+        let worst = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        // Sums of 9 cin terms of size ~1: the typical output is ~sqrt(9 cin).
+        assert!(worst < 1e-4 * (cin as f32 * 9.0).sqrt(), "{cin}->{cout} at {h}x{w}: max abs difference {worst}");
     }
 }
 

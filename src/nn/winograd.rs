@@ -373,9 +373,8 @@ pub fn available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::conv::im2col_3x3;
-    use crate::nn::gemm::{row_major, sgemm};
-    use rand::{Rng, SeedableRng};
+    use crate::nn::conv::kernel_check::{assert_matches, random_case};
+    use rand::SeedableRng;
 
     #[test]
     fn matches_im2col_and_gemm() {
@@ -386,25 +385,12 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         // Sizes that are not multiples of the 4x4 tile, a partial last group of tiles, the paper's
         // three stages, and the channel split of batch 1.
-        for (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (64, 128, 12, 12), (16, 48, 24, 24), (8, 32, 3, 3)] {
-            let x: Vec<f32> = (0..cin * h * w).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let weight: Vec<f32> = (0..cout * cin * 9).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let mut cols = Vec::new();
-            im2col_3x3(&x, cin, h, w, &mut cols);
-            let mut expected = vec![0.0; cout * h * w];
-            sgemm(cout, cin * 9, h * w, &weight, row_major(cin * 9), &cols, row_major(h * w), 0.0, &mut expected, row_major(h * w));
+        for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (64, 128, 12, 12), (16, 48, 24, 24), (8, 32, 3, 3)] {
+            let (x, weight, expected) = random_case(&mut rng, shape);
             let conv = Winograd3x3::new(&weight, cin, cout).unwrap();
             let (mut scratch, mut v) = (Vec::new(), Vec::new());
             conv.transform_input(&x, (h, w), &mut scratch, &mut v);
-            let mut got = vec![f32::NAN; cout * h * w];
-            let half = cout / 2 / CO_TILE * CO_TILE;
-            let (low, high) = got.split_at_mut(half * h * w);
-            conv.run(&v, (h, w), 0..half, low);
-            conv.run(&v, (h, w), half..cout, high);
-            assert!(got.iter().all(|v| v.is_finite()), "{cin}->{cout} at {h}x{w}: outputs left unwritten");
-            let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            // Sums of 9 cin terms of size ~1: the typical output is ~sqrt(9 cin).
-            assert!(worst < 1e-4 * (cin as f32 * 9.0).sqrt(), "{cin}->{cout} at {h}x{w}: max abs difference {worst}");
+            assert_matches(shape, CO_TILE, &expected, |channels, out| conv.run(&v, (h, w), channels, out));
         }
     }
 
