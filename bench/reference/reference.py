@@ -2,9 +2,10 @@
 
   check  MODEL.onnx INPUT.f32 EXPECTED.f32   run the ONNX model in ONNX Runtime on a raw float32
                                               [n,1,48,48] input; compare with ferlite's [n,7] logits
-  bench  MODEL.onnx                           time ONNX Runtime (and PyTorch, when importable) as
-                                              ferlite bench does: batch 1 on 1 and 2 threads,
-                                              batch 256 on 2 threads; prints a Markdown table
+  bench  MODEL.onnx [WEIGHTS.safetensors]     time ONNX Runtime (and PyTorch on the same weights, when
+                                              torch is importable and WEIGHTS given) as ferlite bench
+                                              does: batch 1 on 1 and 2 threads, batch 256 on 2 threads;
+                                              prints a Markdown table
 """
 import statistics
 import sys
@@ -47,7 +48,7 @@ def row(name, seconds, n):
     return f"| {name} | {med * 1e3:.2f} ms ({lo * 1e3:.2f}..{hi * 1e3:.2f}) | {n / med:.1f} img/s |"
 
 
-def bench(model):
+def bench(model, weights=None):
     rng = np.random.default_rng(0)
     one = rng.standard_normal((1, 1, 48, 48), dtype=np.float32)
     batch = rng.standard_normal((256, 1, 48, 48), dtype=np.float32)
@@ -58,13 +59,20 @@ def bench(model):
         print(row(f"ONNX Runtime {ort.__version__}, batch 1, {threads} thread(s)", timed(lambda: s.run(None, {"face": one}), 200), 1))
     s = session(model, 2)
     print(row(f"ONNX Runtime {ort.__version__}, batch 256, 2 threads", timed(lambda: s.run(None, {"face": batch}), 10), 256))
+    if weights is None:
+        return
     try:
         import torch
-        from onnx2torch import convert
+        import torch.nn.functional as F
+        import safetensors  # noqa: F401 (load_ferlite reads the weights with it)
+        from torch_model import load_ferlite
     except ImportError:
-        print("\n(PyTorch rows skipped: torch and onnx2torch are not installed in this venv)")
+        print("\n(PyTorch rows skipped: torch and safetensors are not both installed in this venv)")
         return
-    net = convert(model).eval()
+    net, _ = load_ferlite(weights)
+    with torch.inference_mode():
+        # The ONNX model has its batch norms folded: the two must still agree to float rounding.
+        diff = float(abs(net(torch.from_numpy(batch)).numpy() - s.run(None, {"face": batch})[0]).max())
     for threads in (1, 2):
         torch.set_num_threads(threads)
         x = torch.from_numpy(one)
@@ -74,13 +82,25 @@ def bench(model):
     with torch.inference_mode():
         xb = torch.from_numpy(batch)
         print(row(f"PyTorch {torch.__version__} eager, batch 256, 2 threads", timed(lambda: net(xb), 10), 256))
+    # One training step as ferlite bench times it: batch 64, forward, loss, backward, SGD update.
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    xt = torch.from_numpy(batch[:64].copy())
+    yt = torch.from_numpy(rng.integers(0, 7, 64))
 
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(net(xt), yt, label_smoothing=0.1).backward()
+        opt.step()
+
+    print(row(f"PyTorch {torch.__version__} eager, train step batch 64, 2 threads", timed(step, 10), 64))
+    print(f"\n(PyTorch model vs ONNX Runtime on the same batch of 256: max |logit difference| {diff:.3g})")
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "check":
         check(*sys.argv[2:])
-    elif len(sys.argv) == 3 and sys.argv[1] == "bench":
-        bench(sys.argv[2])
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "bench":
+        bench(*sys.argv[2:])
     else:
         print(__doc__)
         sys.exit(2)

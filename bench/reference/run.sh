@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side speed on this machine: ferlite bench, then ONNX Runtime (and PyTorch, if installed in
-# the venv) on the same weights exported to ONNX. Usage: bench/reference/run.sh [weights.safetensors]
+# the venv with safetensors) on the same weights. Usage: bench/reference/run.sh [weights.safetensors]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=target/reference-venv
@@ -11,6 +11,7 @@ fi
 cargo build --release -q
 MODEL_ARGS=()
 [ $# -ge 1 ] && MODEL_ARGS=(--model "$1")
+WEIGHTS=${1:-models/fer2013/model.safetensors}  # the embedded model's file, for the PyTorch rows
 target/release/ferlite export --onnx target/reference.onnx "${MODEL_ARGS[@]}"
 echo "## $(date -u +%F) on $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 echo
@@ -18,5 +19,5 @@ echo '### ferlite'
 target/release/ferlite --threads 1 bench --repeats 10 | grep infer | sed 's/^/    1 thread:  /'
 target/release/ferlite --threads 2 bench --repeats 10 | sed 's/^/    2 threads: /'
 echo
-echo '### references (same weights, ONNX)'
-"$VENV/bin/python" bench/reference/reference.py bench target/reference.onnx
+echo '### references (same weights: ONNX Runtime on the export, PyTorch on the weights file)'
+"$VENV/bin/python" bench/reference/reference.py bench target/reference.onnx "$WEIGHTS"

@@ -1,0 +1,269 @@
+"""Training recipes for ferlite's network, tried in PyTorch on a lent GPU (a diagnostic, not how
+the shipped model is made: that is `ferlite train`). It answers two questions in minutes instead of
+days: does ferlite's trainer reach what PyTorch reaches with the same recipe (the `run-b` recipe is
+ferlite's run B), and which recipe changes move val/ accuracy on this blurred training split.
+
+Data and evaluation follow ferlite exactly: faces standardised per image (emotion::normalize_pixels),
+training augmentation as data/augment.rs (flip, rotation, zoom, shift, bilinear with clamped edges,
+random erasing), val/ faces blurred with the model's input blur (data/blur.rs) before
+standardising, flip TTA averaging the probabilities of the face and its mirror image.
+
+  python3 scripts/torch_recipes.py --data DIR --out DIR [--epochs N] [--only a,b] [--smoke]
+
+DIR holds train/<class>/*.jpg and val/<class>/*.jpg. Each recipe runs in its own process, all at
+once on one GPU; each writes OUT/<recipe>.jsonl (one line per epoch) and the table at the end
+summarises the best val epoch of each.
+"""
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench" / "reference"))
+
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+BASE = dict(  # ferlite's run B (docs/experiments.md)
+    epochs=50, batch=64, optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup=2.0, label_smoothing=0.1,
+    stage_dropout=0.1, head_dropout=0.5, flip=True, rotation=10.0, shift=0.1, zoom=0.1, erase=0.25,
+    mixup=0.0, blur=3.0, seed=42, init=None,
+)
+SHIPPED = "models/fer2013/model.safetensors"
+FINETUNE = dict(init=SHIPPED, lr=5e-4, warmup=1.0, seed=43)  # like run C (models/fer2013/finetune-config.json)
+RECIPES = {
+    "run-b": {},
+    "light-reg": dict(stage_dropout=0.05, head_dropout=0.3, erase=0.1),
+    "no-reg": dict(stage_dropout=0.0, head_dropout=0.0, erase=0.0, label_smoothing=0.0, weight_decay=0.0),
+    "sgd": dict(optimizer="sgd", lr=0.01, weight_decay=5e-4),
+    "strong-aug": dict(rotation=15.0, shift=0.15, zoom=0.15, erase=0.5),
+    "mixup": dict(mixup=0.2),
+    "long": dict(epochs=150),
+    "ft-no-dropout-20": dict(FINETUNE, epochs=20, stage_dropout=0.0, head_dropout=0.0, erase=0.0),
+    "ft-no-dropout-30": dict(FINETUNE, epochs=30, stage_dropout=0.0, head_dropout=0.0, erase=0.0),
+    "ft-light-reg-30": dict(FINETUNE, epochs=30, stage_dropout=0.05, head_dropout=0.3, erase=0.1),
+    "ft-no-dropout-lr1e-3-30": dict(FINETUNE, epochs=30, lr=1e-3, stage_dropout=0.0, head_dropout=0.0, erase=0.0),
+    "no-dropout": dict(stage_dropout=0.0, head_dropout=0.0, erase=0.0),
+    "no-reg-flip-only": dict(stage_dropout=0.0, head_dropout=0.0, erase=0.0, label_smoothing=0.0, weight_decay=0.0,
+                             rotation=0.0, shift=0.0, zoom=0.0),
+    "batch256": dict(batch=256, lr=2e-3),
+}
+
+
+def load_split(root):
+    paths, labels = [], []
+    for label, name in enumerate(CLASSES):
+        files = sorted((root / name).glob("*.jpg"))
+        paths += files
+        labels += [label] * len(files)
+    with mp.Pool(min(16, os.cpu_count())) as pool:
+        pixels = pool.map(_read_gray, paths, chunksize=256)
+    return np.stack(pixels), np.array(labels, dtype=np.int64)
+
+
+def _read_gray(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("L"), dtype=np.uint8).reshape(48, 48)
+
+
+def gaussian_blur(faces, sigma):
+    """data/blur.rs: separable Gaussian, radius ceil(3 sigma), edges extended, rounded to u8."""
+    if sigma <= 0:
+        return faces
+    radius = math.ceil(3 * sigma)
+    d = np.arange(-radius, radius + 1)
+    w = np.exp(-(d * d) / (2 * sigma * sigma)).astype(np.float32)
+    w /= w.sum()
+    x = faces.astype(np.float32)
+    for axis in (2, 1):
+        idx = np.clip(np.arange(48)[:, None] + d[None, :], 0, 47)
+        x = np.tensordot(np.take(x, idx, axis=axis), w, axes=([axis + 1], [0]))
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def standardise(faces):
+    """emotion::normalize_pixels, on a torch tensor [n, 48, 48] of 0..255 values."""
+    x = faces.float() / 255.0
+    mean = x.mean((1, 2), keepdim=True)
+    std = ((x - mean) ** 2).mean((1, 2), keepdim=True).sqrt().clamp_min(1e-3)
+    return ((x - mean) / std).unsqueeze(1)
+
+
+def augment(x, r, gen):
+    """data/augment.rs on a batch [n, 1, 48, 48] of standardised faces, on the GPU."""
+    import torch
+    import torch.nn.functional as F
+
+    n, dev = x.shape[0], x.device
+    u = lambda m: (torch.rand(n, device=dev, generator=gen) * 2 - 1) * m
+    flip = torch.where(torch.rand(n, device=dev, generator=gen) < 0.5, -1.0, 1.0) if r["flip"] else torch.ones(n, device=dev)
+    angle = u(math.radians(r["rotation"]))
+    zoom = 1 + u(r["zoom"])
+    # Shifts in pixels, to the normalised [-1, 1] grid (align_corners: pixel 0 -> -1, 47 -> 1).
+    tx, ty = u(r["shift"] * 48) / 23.5, u(r["shift"] * 48) / 23.5
+    cos, sin = angle.cos() / zoom, angle.sin() / zoom
+    m = torch.stack([torch.stack([flip * cos, flip * sin], 1), torch.stack([-sin, cos], 1)], 1)
+    t = -(m @ torch.stack([tx, ty], 1).unsqueeze(2)).squeeze(2)
+    theta = torch.cat([m, t.unsqueeze(2)], 2)
+    grid = F.affine_grid(theta, x.shape, align_corners=True)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    if r["erase"] > 0:
+        area = (torch.rand(n, device=dev, generator=gen) * 0.18 + 0.02) * 2304
+        aspect = torch.exp(torch.rand(n, device=dev, generator=gen) * (math.log(3.3) - math.log(0.3)) + math.log(0.3))
+        h = (area * aspect).sqrt().round().clamp(1, 48)
+        w = (area / aspect).sqrt().round().clamp(1, 48)
+        y0 = (torch.rand(n, device=dev, generator=gen) * (49 - h)).floor()
+        x0 = (torch.rand(n, device=dev, generator=gen) * (49 - w)).floor()
+        rows = torch.arange(48, device=dev).view(1, 48, 1)
+        cols = torch.arange(48, device=dev).view(1, 1, 48)
+        inside = (rows >= y0.view(n, 1, 1)) & (rows < (y0 + h).view(n, 1, 1)) & (cols >= x0.view(n, 1, 1)) & (cols < (x0 + w).view(n, 1, 1))
+        chosen = (torch.rand(n, device=dev, generator=gen) < r["erase"]).view(n, 1, 1)
+        x = x.masked_fill((inside & chosen).unsqueeze(1), 0.0)
+    return x
+
+
+def lr_at(r, step, total, per_epoch):
+    """nn/schedule.rs cosine: linear warm-up, then cosine down to 1e-3 of the peak."""
+    warm = r["warmup"] * per_epoch
+    if step < warm:
+        return r["lr"] * (step + 1) / warm
+    frac = min(max((step - warm) / max(total - warm, 1), 0.0), 1.0)
+    low = r["lr"] * 1e-3
+    return low + 0.5 * (r["lr"] - low) * (1 + math.cos(math.pi * frac))
+
+
+def run_recipe(name, r, data_file, out_dir):
+    import torch
+    import torch.nn.functional as F
+    from torch_model import FerliteNet
+
+    torch.manual_seed(r["seed"])
+    dev = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    data = np.load(data_file)
+    train_x = standardise(torch.from_numpy(data["train_x"]).to(dev))
+    train_y = torch.from_numpy(data["train_y"]).to(dev)
+    val_y = torch.from_numpy(data["val_y"]).to(dev)
+    val_x = standardise(torch.from_numpy(gaussian_blur(data["val_x"], r["blur"])).to(dev))
+    net = FerliteNet(stage_dropout=r["stage_dropout"], head_dropout=r["head_dropout"])
+    if r["init"]:
+        from torch_model import load_ferlite
+
+        net.load_state_dict(load_ferlite(r["init"])[0].state_dict())
+    net = net.to(dev).to(memory_format=torch.channels_last)
+    decay = [p for n, p in net.named_parameters() if n.endswith("conv.weight") or n.endswith("fc1.weight") or n.endswith("fc2.weight")]
+    rest = [p for n, p in net.named_parameters() if not (n.endswith("conv.weight") or n.endswith("fc1.weight") or n.endswith("fc2.weight"))]
+    groups = [{"params": decay, "weight_decay": r["weight_decay"]}, {"params": rest, "weight_decay": 0.0}]
+    if r["optimizer"] == "sgd":
+        opt = torch.optim.SGD(groups, lr=r["lr"], momentum=0.9, nesterov=True)
+    else:
+        opt = torch.optim.AdamW(groups, lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(r["seed"])
+    n = train_x.shape[0]
+    per_epoch = n // r["batch"]
+    total = per_epoch * r["epochs"]
+    step = 0
+    log = open(out_dir / f"{name}.jsonl", "w")
+    for epoch in range(1, r["epochs"] + 1):
+        start = time.time()
+        net.train()
+        order = torch.randperm(n, device=dev, generator=gen)
+        correct = seen = 0
+        loss_sum = torch.zeros((), device=dev)
+        for b in range(per_epoch):
+            idx = order[b * r["batch"]:(b + 1) * r["batch"]]
+            x, y = augment(train_x[idx], r, gen).contiguous(memory_format=torch.channels_last), train_y[idx]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(r, step, total, per_epoch)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                if r["mixup"] > 0:
+                    lam = float(np.random.default_rng(step).beta(r["mixup"], r["mixup"]))
+                    perm = torch.randperm(x.shape[0], device=dev, generator=gen)
+                    logits = net(lam * x + (1 - lam) * x[perm])
+                    loss = lam * F.cross_entropy(logits.float(), y, label_smoothing=r["label_smoothing"]) + (1 - lam) * F.cross_entropy(logits.float(), y[perm], label_smoothing=r["label_smoothing"])
+                else:
+                    logits = net(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=r["label_smoothing"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == y).sum()
+            seen += y.shape[0]
+        val = evaluate(net, val_x, val_y)
+        row = dict(epoch=epoch, train_loss=float(loss_sum) / per_epoch, train_accuracy=float(correct) / seen,
+                   val_accuracy=val["none"], val_accuracy_flip=val["flip"], val_macro_f1=val["macro_f1"],
+                   lr=lr_at(r, step - 1, total, per_epoch), seconds=time.time() - start)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+    torch.save(net.state_dict(), out_dir / f"{name}.pt")
+
+
+def evaluate(net, x, y):
+    import torch
+
+    net.eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        p = net(x.contiguous(memory_format=torch.channels_last)).float().softmax(1)
+        pf = net(x.flip(3).contiguous(memory_format=torch.channels_last)).float().softmax(1)
+    none, flip = p.argmax(1), ((p + pf) / 2).argmax(1)
+    f1 = []
+    for c in range(7):
+        tp = ((none == c) & (y == c)).sum().item()
+        prec = tp / max((none == c).sum().item(), 1)
+        rec = tp / max((y == c).sum().item(), 1)
+        f1.append(0 if tp == 0 else 2 * prec * rec / (prec + rec))
+    return dict(none=(none == y).float().mean().item(), flip=(flip == y).float().mean().item(), macro_f1=sum(f1) / 7)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--epochs", type=int, help="override every recipe's epoch count")
+    ap.add_argument("--only", help="comma-separated recipe names (default: all)")
+    ap.add_argument("--smoke", action="store_true", help="1 epoch of each: checks the script runs, times an epoch")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    train_x, train_y = load_split(args.data / "train")
+    val_x, val_y = load_split(args.data / "val")
+    data_file = Path("/tmp/fer2013-arrays.npz")
+    np.savez(data_file, train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y)
+    print(f"loaded {len(train_y)} train / {len(val_y)} val faces in {time.time() - start:.0f} s", flush=True)
+    names = args.only.split(",") if args.only else list(RECIPES)
+    recipes = {n: {**BASE, **RECIPES[n]} for n in names}
+    for r in recipes.values():
+        if args.epochs:
+            r["epochs"] = args.epochs
+        if args.smoke:
+            r["epochs"] = 1
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=run_recipe, args=(n, r, data_file, args.out)) for n, r in recipes.items()]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    print(f"\n| recipe | epochs run | best val (no TTA) | at epoch | flip TTA there | macro-F1 | train acc | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, p in zip(recipes, procs):
+        rows = [json.loads(l) for l in open(args.out / f"{n}.jsonl")] if (args.out / f"{n}.jsonl").exists() else []
+        if not rows:
+            print(f"| {n} | 0 (exit {p.exitcode}) | | | | | | |")
+            continue
+        best = max(rows, key=lambda r: r["val_accuracy"])
+        print(f"| {n} | {len(rows)} | {best['val_accuracy']:.2%} | {best['epoch']} | {best['val_accuracy_flip']:.2%} | "
+              f"{best['val_macro_f1']:.3f} | {best['train_accuracy']:.2%} | {np.median([r['seconds'] for r in rows]):.1f} |")
+    print(f"total {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
