@@ -1,0 +1,52 @@
+//! Everyday photos nobody here made: the six group photos in the `demo/` folder of face-api's npm
+//! package (`@vladmandic/face-api` 1.7.15, 22 faces; `.ci/run` installs it into `tests/face-api`,
+//! the photos are not redistributed here). ferlite's default detector must find what face-api
+//! itself finds there, no more and no fewer, with boxes that overlap face-api's. Skips, saying so,
+//! when the package is not installed.
+
+use ferlite::faces::{Detector, FaceBox};
+use std::path::PathBuf;
+
+/// face-api 1.7.15's own SSD MobileNet v1 on each photo (`tests/face-api/detect.js`, tfjs CPU
+/// backend, minConfidence 0.5): `(x, y, width, height)` in the photo's pixels, rounded.
+const FACE_API_BOXES: [(&str, &[(u32, u32, u32, u32)]); 6] = [
+    ("sample1.jpg", &[(414, 355, 177, 240), (838, 421, 186, 228), (1476, 199, 203, 241)]),
+    ("sample2.jpg", &[(1447, 153, 194, 242), (902, 220, 151, 233), (361, 126, 153, 259)]),
+    ("sample3.jpg", &[(585, 329, 199, 271), (1514, 292, 170, 280), (1075, 215, 220, 299)]),
+    ("sample4.jpg", &[(664, 53, 187, 258), (257, 185, 162, 245), (989, 180, 169, 227), (1277, 144, 145, 244)]),
+    ("sample5.jpg", &[(787, 109, 156, 212), (1113, 198, 158, 236), (1406, 390, 165, 271), (598, 415, 166, 249), (377, 859, 172, 301)]),
+    ("sample6.jpg", &[(681, 321, 160, 307), (1180, 305, 188, 280), (1487, 263, 212, 296), (250, 468, 210, 291)]),
+];
+
+fn face_api_demo() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/face-api/node_modules/@vladmandic/face-api/demo");
+    if path.join("sample1.jpg").is_file() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not present (npm ci --prefix tests/face-api)", path.display());
+        None
+    }
+}
+
+fn iou(a: &FaceBox, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
+    let overlap = |a0: u32, a1: u32, b0: u32, b1: u32| a1.min(b1).saturating_sub(a0.max(b0)) as f64;
+    let shared = overlap(a.x, a.x + a.width, x, x + w) * overlap(a.y, a.y + a.height, y, y + h);
+    shared / ((a.width * a.height + w * h) as f64 - shared)
+}
+
+#[test]
+fn default_detector_finds_the_faces_face_api_finds_in_its_demo_photos() {
+    let Some(demo) = face_api_demo() else { return };
+    let mut worst = 1.0f64;
+    for (file, expected) in FACE_API_BOXES {
+        let photo = image::open(demo.join(file)).unwrap();
+        let found = Detector::default().detect(&photo).unwrap();
+        assert_eq!(found.len(), expected.len(), "{file}: found {found:?}, face-api {expected:?}");
+        for &face in expected {
+            let best = found.iter().map(|f| iou(f, face)).fold(0.0, f64::max);
+            assert!(best > 0.8, "{file}: face-api's face {face:?} best matched with IoU {best:.2} among {found:?}");
+            worst = worst.min(best);
+        }
+    }
+    eprintln!("22 of 22 faces, no extra; lowest IoU with face-api's box {worst:.3}");
+}
