@@ -79,9 +79,11 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// its box where the face was pasted and (but for the known gap below) the label of the 48x48
 /// original predicted directly.
 ///
-/// Known gap (issue #4): the SeetaFace cascade is frontal-only and misses the profile face among
-/// these eight (`PublicTest_15372592`, sad); over all of val/ pasted this way it finds 87.8%
-/// (`cargo run --release --example detection_recall`). The test allows that one miss, no more.
+/// Known gap (issue #4): one of the eight (`PublicTest_15372592`, sad) is a profile cut tight
+/// through the eye and chin; neither of our detectors finds it, nor does face-api 1.7.15 itself
+/// (`tests/face-api/detect.js` on it pasted alone into a 640x480 gray photo: no face). Over all of
+/// val/ pasted this way the default finds 90.7% (`cargo run --release --example detection_recall`).
+/// The test allows that one miss, no more. Session 7: 7 of 8 found, every label equal to the crop's.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     use ferlite::analyze::{analyze, FaceMode};
@@ -121,10 +123,11 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
             }
         }
     }
+    eprintln!("composite: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
     assert!(missed.len() <= 1, "faces not found: {missed:?}; found {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
     assert_eq!(found.len(), placed.len() - missed.len(), "extra detections: {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
-    // Known gap (issue #4): SeetaFace frames faces differently from FER2013's crops (box side sd
-    // 0.15 of the face), and the label survives that reframing for 75.1% of val/ faces (97.9% when
-    // cropped at the exact paste place; `detection_recall` example). Here 5 of the 7 found agree.
-    assert!(disagreements.len() <= 2, "{disagreements:?}");
+    // A detector's box frames a face a little differently from FER2013's crop (box side sd 0.13
+    // of the face for the default, `detection_recall` example), and a reframed face can change
+    // label; one such change is allowed (none happens with the embedded model).
+    assert!(disagreements.len() <= 1, "{disagreements:?}");
 }
