@@ -169,11 +169,10 @@ impl FoldedConv {
                 }
             }
         };
-        let blocks = out.chunks_mut(rows * hw).enumerate();
         if rows == self.cout {
-            blocks.for_each(run_block);
+            out.chunks_mut(rows * hw).enumerate().for_each(run_block);
         } else {
-            blocks.par_bridge().for_each(run_block);
+            out.par_chunks_mut(rows * hw).enumerate().for_each(run_block);
         }
     }
 }
@@ -219,11 +218,15 @@ impl FastNetwork {
                 self.forward_one(face, ws, out, &mut |_, _| {});
             });
         } else {
-            // Fewer images than threads (batch 1: a live frame): split each layer's channels instead.
+            // Fewer images than threads (batch 1: a live frame): split each layer's channels instead,
+            // from inside the pool, so that each layer's blocks start on this worker and the others
+            // steal them, instead of each layer being handed over from a thread outside the pool.
             let mut ws = Workspace { split: threads, ..Workspace::default() };
-            for (out, face) in logits.data.chunks_mut(classes).zip(x.data.chunks(FACE_PIXELS)) {
-                self.forward_one(face, &mut ws, out, &mut |_, _| {});
-            }
+            rayon::scope(|_| {
+                for (out, face) in logits.data.chunks_mut(classes).zip(x.data.chunks(FACE_PIXELS)) {
+                    self.forward_one(face, &mut ws, out, &mut |_, _| {});
+                }
+            });
         }
         logits
     }
