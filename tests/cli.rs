@@ -95,6 +95,15 @@ fn evaluates_an_image_folder_split_and_predicts_as_json() {
 }
 
 #[test]
+fn bench_inference_only_prints_the_four_inference_rows_and_no_training_row() {
+    let o = ferlite(&["--threads", "1", "bench", "--inference-only", "--repeats", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().filter(|l| l.starts_with("infer")).count(), 4, "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("train")), "{out}");
+}
+
+#[test]
 fn missing_data_file_is_a_clean_error() {
     let o = ferlite(&["evaluate", "/nonexistent/fer2013.csv", "--model", "/nonexistent/m.safetensors"]);
     assert_clean_error(&o, &["/nonexistent/m.safetensors"]);

@@ -21,6 +21,9 @@ pub struct BenchArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Skip the training rows (on a slow machine they take most of the time).
+    #[arg(long)]
+    inference_only: bool,
     /// Also print where one batch-1 inference spends its time, layer by layer (fast path).
     #[arg(long)]
     layers: bool,
@@ -62,7 +65,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut opt = Optimizer::new(Default::default(), net.param_layout.decay_mask());
     let mut grads = vec![0.0; net.num_params()];
     let mut step = 0u64;
-    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+    let algorithms = if args.inference_only { &[][..] } else { &[ConvAlgorithm::Im2col, ConvAlgorithm::Winograd][..] };
+    for &algorithm in algorithms {
         net.set_conv_algorithm(algorithm);
         let (med, lo, hi) = time(args.repeats, || {
             step += 1;
