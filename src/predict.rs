@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// The trained model compiled into the binary (provenance and val report: `models/fer2013/README.md`).
 pub const EMBEDDED_MODEL: Option<&[u8]> = Some(include_bytes!("../models/fer2013/model.safetensors"));
@@ -72,8 +73,10 @@ impl Prediction {
 
 pub struct Predictor {
     pub network: Network,
-    /// The same weights on the inference fast path, which does the work.
-    pub fast: FastNetwork,
+    /// The same weights on the inference fast path, which does the work. Folded on first use: on a
+    /// photo the face detector's working memory is then freed before these ~10 MB exist (issue
+    /// #5's 50 MB for `predict`), and an image without faces never needs them.
+    fast: OnceLock<FastNetwork>,
     /// Where the weights came from: their path, or `embedded`.
     pub source: String,
     /// Validation accuracy recorded in the weights file by `train`, if any.
@@ -84,7 +87,12 @@ pub struct Predictor {
 
 impl Predictor {
     pub fn new(network: Network) -> Self {
-        Predictor { fast: network.fold(), network, source: "in memory".into(), val_accuracy: None, batch_size: 256 }
+        Predictor { fast: OnceLock::new(), network, source: "in memory".into(), val_accuracy: None, batch_size: 256 }
+    }
+
+    /// The network on the inference fast path.
+    pub fn fast(&self) -> &FastNetwork {
+        self.fast.get_or_init(|| self.network.fold())
     }
 
     /// The model at `path`, or the embedded one when `path` is `None`.
@@ -119,7 +127,7 @@ impl Predictor {
                         fixed_view(face, flip, dx, dy, out);
                     }
                 }
-                let probs = softmax_rows(&self.fast.forward(&input).data, NUM_CLASSES);
+                let probs = softmax_rows(&self.fast().forward(&input).data, NUM_CLASSES);
                 let start = chunk_index * self.batch_size * NUM_CLASSES;
                 sums[start..start + probs.len()].iter_mut().zip(&probs).for_each(|(s, p)| *s += p);
             }

@@ -64,7 +64,7 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
         for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(chunk.chunks(FACE_PIXELS)) {
             normalize_pixels(&gaussian_blur(face, sigma), out);
         }
-        let (framework, fast) = (predictor.network.forward(&input), predictor.fast.forward(&input));
+        let (framework, fast) = (predictor.network.forward(&input), predictor.fast().forward(&input));
         worst = framework.data.iter().zip(&fast.data).fold(worst, |m, (a, b)| m.max((a - b).abs()));
         logit_scale = framework.data.iter().fold(logit_scale, |m, v| m.max(v.abs()));
         assert_eq!(argmax_rows(&framework.data, NUM_CLASSES), argmax_rows(&fast.data, NUM_CLASSES), "faces {faces}..{}", faces + n);
