@@ -7,9 +7,11 @@
 use ferlite::faces::{Detector, FaceBox};
 use std::path::PathBuf;
 
+type Boxes = &'static [(u32, u32, u32, u32)];
+
 /// face-api 1.7.15's own SSD MobileNet v1 on each photo (`tests/face-api/detect.js`, tfjs CPU
 /// backend, minConfidence 0.5): `(x, y, width, height)` in the photo's pixels, rounded.
-const FACE_API_BOXES: [(&str, &[(u32, u32, u32, u32)]); 6] = [
+const FACE_API_BOXES: [(&str, Boxes); 6] = [
     ("sample1.jpg", &[(414, 355, 177, 240), (838, 421, 186, 228), (1476, 199, 203, 241)]),
     ("sample2.jpg", &[(1447, 153, 194, 242), (902, 220, 151, 233), (361, 126, 153, 259)]),
     ("sample3.jpg", &[(585, 329, 199, 271), (1514, 292, 170, 280), (1075, 215, 220, 299)]),

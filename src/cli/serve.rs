@@ -44,6 +44,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         queue: args.queue,
         request_timeout: Duration::from_secs_f64(args.timeout),
     };
+    // Folded now rather than on the first request, which would otherwise wait for it.
+    predictor.fast();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;

@@ -168,6 +168,7 @@ impl Winograd3x3 {
                 let at = |r: usize, c: usize| _mm256_loadu_ps(src.add(((ty * M + r) * pw + tx * M + c) * cin + c0));
                 // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows.
                 let columns: [[__m256; A]; A] = std::array::from_fn(|c| input_transform(std::array::from_fn(|r| at(r, c))));
+                #[allow(clippy::needless_range_loop)] // `i` picks the same row of every column
                 for i in 0..A {
                     let row = input_transform(std::array::from_fn(|c| columns[c][i]));
                     for (j, value) in row.iter().enumerate() {
