@@ -31,6 +31,7 @@ const BN_EPSILON: f32 = 0.001;
 /// An activation map, height x width x channels (channels fastest, as in tfjs; the layer knows how
 /// many). `data` holds the map's rows `rows`: all of them, or one band while the first blocks run
 /// band by band (see [`forward_in_bands`]).
+#[derive(Clone)]
 struct Map {
     height: usize,
     width: usize,
@@ -389,13 +390,18 @@ impl SsdDetector {
             .collect()
     }
 
+    /// The stem and the first [`BANDED_BLOCKS`] blocks, in order: the layers run band by band.
+    fn banded_layers(&self) -> Vec<&dyn Layer> {
+        let mut layers: Vec<&dyn Layer> = vec![&self.stem];
+        for (depthwise, pointwise) in &self.blocks[..BANDED_BLOCKS] {
+            layers.extend([depthwise as &dyn Layer, pointwise]);
+        }
+        layers
+    }
+
     /// Decoded boxes `(y0, x0, y1, x1)` normalised to the padded square, and face scores, per anchor.
     fn forward(&self, input: Map) -> (Vec<[f32; 4]>, Vec<f32>) {
-        let mut banded: Vec<&dyn Layer> = vec![&self.stem];
-        for (depthwise, pointwise) in &self.blocks[..BANDED_BLOCKS] {
-            banded.extend([depthwise as &dyn Layer, pointwise]);
-        }
-        let mut x = forward_in_bands(&banded, &input, BANDS);
+        let mut x = forward_in_bands(&self.banded_layers(), &input, BANDS);
         drop(input);
         let mut conv11 = None;
         for (i, (depthwise, pointwise)) in self.blocks.iter().enumerate().skip(BANDED_BLOCKS) {
@@ -404,7 +410,7 @@ impl SsdDetector {
             drop(x);
             x = pointwise.forward(&filtered);
             if i + 1 == 11 {
-                conv11 = Some(Map { data: x.data.clone(), rows: x.rows.clone(), ..x });
+                conv11 = Some(x.clone());
             }
         }
         let mut features = vec![conv11.expect("13 blocks"), x];
@@ -482,10 +488,7 @@ mod tests {
         let detector = SsdDetector::new().unwrap();
         let photo = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/astronaut.jpg")).unwrap().to_rgb8();
         let input = input_map(&photo);
-        let mut layers: Vec<&dyn Layer> = vec![&detector.stem];
-        for (depthwise, pointwise) in &detector.blocks[..BANDED_BLOCKS] {
-            layers.extend([depthwise as &dyn Layer, pointwise]);
-        }
+        let layers = detector.banded_layers();
         let mut whole = layers[0].forward(&input);
         for layer in &layers[1..] {
             whole = layer.forward(&whole);
