@@ -2,7 +2,8 @@
 //! grid photo on mid-gray, and a face counts as found when a detection's centre lies within a
 //! fifth of the face side of where it was pasted. Prints recall overall and per class, where the
 //! detector's boxes sit relative to the FER2013 framing (what `faces::crop_face` must undo), and,
-//! given a model, how often the label from the photo equals the label of the original 48x48 face.
+//! given a model, how often the label from the photo equals the label of the original 48x48 face
+//! and how often each is right (flip TTA, `predict`'s default).
 //!
 //! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [both|ssd|seeta] [DUMP_DIR]
 //!
@@ -10,10 +11,13 @@
 //! `placed.jsonl` of where each face went, for running other detectors (face-api) on the same photos.
 
 use ferlite::data::{load, BadInput, Split};
+use ferlite::analyze::classify_detected;
 use ferlite::emotion::EMOTIONS;
 use ferlite::faces::{crop_face, Detector, FaceBox};
 use ferlite::predict::{Predictor, Tta};
-use image::{GrayImage, Luma};
+
+mod common;
+use common::{box_at, paste_grid, PER_ROW, SIDE};
 
 fn main() -> anyhow::Result<()> {
     let root = std::env::args().nth(1).unwrap_or_else(|| "../shared/data/fer2013".into());
@@ -38,23 +42,15 @@ fn main() -> anyhow::Result<()> {
     // Label agreement with the 48x48 original: through the detector's box, and through the exact
     // place the face was pasted (what resampling alone costs).
     let (mut agree, mut agree_exact, mut compared) = (0usize, 0usize, 0usize);
+    // How often each of the three is the true label.
+    let (mut right_original, mut right_photo, mut right_exact) = (0usize, 0usize, 0usize);
     // Sums of box side / face side and box centre offset / face side (x, y), and of their squares.
     let (mut geometry, mut geometry_sq) = ([0f64; 3], [0f64; 3]);
     let set = load(std::path::Path::new(&root), Some(split), BadInput::Abort)?;
-    const SIDE: u32 = 144;
-    const PER_ROW: u32 = 6;
     let (mut found, mut total) = ([0usize; 7], [0usize; 7]);
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks((PER_ROW * PER_ROW) as usize) {
-        let mut photo = GrayImage::from_pixel(PER_ROW * (SIDE + 60) + 60, PER_ROW * (SIDE + 60) + 60, Luma([128]));
-        let mut placed = Vec::new();
-        for (slot, &i) in chunk.iter().enumerate() {
-            let face = GrayImage::from_raw(48, 48, set.face(i).to_vec()).unwrap();
-            let big = image::imageops::resize(&face, SIDE, SIDE, image::imageops::FilterType::CatmullRom);
-            let (x, y) = (60 + (slot as u32 % PER_ROW) * (SIDE + 60), 60 + (slot as u32 / PER_ROW) * (SIDE + 60));
-            image::imageops::replace(&mut photo, &big, x as i64, y as i64);
-            placed.push((i, x + SIDE / 2, y + SIDE / 2));
-        }
+        let (photo, placed) = paste_grid(&set, chunk);
         if let (Some(dir), Some(log)) = (&dump, placed_log.as_mut()) {
             use std::io::Write;
             let name = format!("grid_{:04}_{}x{}.rgb", chunk[0] / (PER_ROW * PER_ROW) as usize, photo.width(), photo.height());
@@ -66,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         for (i, cx, cy) in placed {
             let class = set.labels[i] as usize;
             total[class] += 1;
-            let Some(b) = boxes.iter().find(|b| (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5) else { continue };
+            let Some(b) = box_at(&boxes, cx, cy) else { continue };
             found[class] += 1;
             let measures = [b.width.max(b.height) as f64 / SIDE as f64, (b.x as f64 + b.width as f64 / 2.0 - cx as f64) / SIDE as f64, (b.y as f64 + b.height as f64 / 2.0 - cy as f64) / SIDE as f64];
             for k in 0..3 {
@@ -74,13 +70,16 @@ fn main() -> anyhow::Result<()> {
                 geometry_sq[k] += measures[k] * measures[k];
             }
             if let Some(p) = &predictor {
-                let original = p.predict(set.face(i), Tta::None)[0].class_index;
-                let from_photo = p.predict(&crop_face(&photo, b, b.crop_margin()), Tta::None)[0].class_index;
+                let original = p.predict(set.face(i), Tta::Flip)[0].class_index;
+                let from_photo = classify_detected(p, &photo, std::slice::from_ref(b), Tta::Flip)[0].class_index;
                 let exact = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, ..FaceBox::whole(SIDE, SIDE) };
-                let from_exact = p.predict(&crop_face(&photo, &exact, 0.0), Tta::None)[0].class_index;
+                let from_exact = p.predict(&crop_face(&photo, &exact, 0.0), Tta::Flip)[0].class_index;
                 compared += 1;
                 agree += usize::from(from_photo == original);
                 agree_exact += usize::from(from_exact == original);
+                right_original += usize::from(original == class);
+                right_photo += usize::from(from_photo == class);
+                right_exact += usize::from(from_exact == class);
             }
         }
     }
@@ -92,6 +91,7 @@ fn main() -> anyhow::Result<()> {
     if compared > 0 {
         let percent = |k: usize| 100.0 * k as f64 / compared as f64;
         println!("label from photo == label of the 48x48 original: {:.1}% ({agree} of {compared}); cropped at the exact paste place: {:.1}%", percent(agree), percent(agree_exact));
+        println!("accuracy on these faces: 48x48 original {:.2}%, through the detector's box {:.2}%, at the exact paste place {:.2}%", percent(right_original), percent(right_photo), percent(right_exact));
     }
     for c in 0..7 {
         println!("  {:<9} {:.1}% ({} of {})", EMOTIONS[c], 100.0 * found[c] as f64 / total[c].max(1) as f64, found[c], total[c]);

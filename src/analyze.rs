@@ -2,7 +2,8 @@
 //! each like FER2013, and classify the crops in one batch. `predict`, `serve` and the GIF/frame
 //! readers all go through [`analyze`], so a photo gives the same answer whichever way it arrives.
 
-use crate::faces::{crop_face, Detector, FaceBox};
+use crate::emotion::{FACE_PIXELS, NUM_CLASSES};
+use crate::faces::{Detector, FaceBox, FRAMING_SCALES};
 use crate::image_io::face_pixels;
 use crate::predict::{Prediction, Predictor, Tta};
 use anyhow::Result;
@@ -41,14 +42,29 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, mode: FaceMode, dete
         FaceMode::Detect => false,
         FaceMode::Auto => photo.width() <= CROP_MAX_SIDE && photo.height() <= CROP_MAX_SIDE,
     };
-    let (boxes, crops) = if whole {
-        (vec![FaceBox::whole(photo.width(), photo.height())], face_pixels(photo))
+    let (boxes, predictions) = if whole {
+        (vec![FaceBox::whole(photo.width(), photo.height())], predictor.predict(&face_pixels(photo), tta))
     } else {
         let boxes = detector.detect(photo)?;
-        let gray = photo.to_luma8();
-        let crops: Vec<u8> = boxes.iter().flat_map(|b| crop_face(&gray, b, b.crop_margin())).collect();
-        (boxes, crops)
+        let predictions = classify_detected(predictor, &photo.to_luma8(), &boxes, tta);
+        (boxes, predictions)
     };
-    let predictions = predictor.predict(&crops, tta);
     Ok(boxes.into_iter().zip(predictions).map(|(face_box, prediction)| FaceResult { face_box, prediction }).collect())
+}
+
+/// The emotion of each detected face in `gray`: the face classified at every framing of
+/// [`FRAMING_SCALES`] (all faces in one batch), the probabilities averaged.
+pub fn classify_detected(predictor: &Predictor, gray: &image::GrayImage, faces: &[FaceBox], tta: Tta) -> Vec<Prediction> {
+    let crops: Vec<u8> = faces.iter().flat_map(|f| f.framed_crops(gray)).collect();
+    debug_assert_eq!(crops.len(), faces.len() * FRAMING_SCALES.len() * FACE_PIXELS);
+    let views = FRAMING_SCALES.len() as f32;
+    predictor
+        .probabilities(&crops, tta)
+        .chunks(FRAMING_SCALES.len() * NUM_CLASSES)
+        .map(|framings| {
+            let mut mean = [0.0f32; NUM_CLASSES];
+            framings.chunks(NUM_CLASSES).for_each(|p| mean.iter_mut().zip(p).for_each(|(m, v)| *m += v / views));
+            Prediction::from_probabilities(mean)
+        })
+        .collect()
 }

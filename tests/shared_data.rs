@@ -86,11 +86,12 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// The test allows that one miss, no more.
 ///
 /// Labels: cropping the photo where each face was pasted must give the original's label (the
-/// crop and resampling path; 96.5% of val/ agree, `detection_recall` example). Through the
-/// detector's box the framing differs (box side sd 0.13 of the face) and the label moves more
-/// often: 70.4% of val/ agree with the embedded model (72.3% with the previous one), the open gap
-/// of issue #4. Here 5 of the 7 found agree (session 8; 7 of 7 with the previous model), and no
-/// fewer are allowed.
+/// crop and resampling path; 97.6% of val/ agree with flip TTA, `detection_recall` example).
+/// Through the detector's box the framing differs (box side sd 0.13 of the face) and the label
+/// moves more often; classifying each face at three framings (`faces::FRAMING_SCALES`) brought
+/// val/ agreement from 73.5% to 76.3% (flip TTA; 70.4% in session 8 without TTA), the open gap
+/// of issue #4. Here 6 of the 7 found agree (session 9; 5 of 7 with one framing), and no fewer
+/// are allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     use ferlite::analyze::{analyze, FaceMode};
@@ -137,5 +138,5 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     eprintln!("composite: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
     assert!(missed.len() <= 1, "faces not found: {missed:?}; found {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
     assert_eq!(found.len(), placed.len() - missed.len(), "extra detections: {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
-    assert!(disagreements.len() <= 2, "{disagreements:?}");
+    assert!(disagreements.len() <= 1, "{disagreements:?}");
 }
