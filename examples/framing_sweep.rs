@@ -11,6 +11,7 @@
 //! either; `xK` crops at K times the base side.
 
 use ferlite::data::{load, BadInput, Split};
+use ferlite::emotion::FACE_PIXELS;
 use ferlite::faces::{crop_face, Detector, FaceBox};
 use ferlite::predict::{Predictor, Tta};
 
@@ -58,11 +59,8 @@ fn main() -> anyhow::Result<()> {
     let predictor = Predictor::load(None)?;
     let set = load(std::path::Path::new(&root), Some(Split::Val), BadInput::Abort)?;
     let strategies = strategies();
-    let label = |crops: &[u8]| {
-        let mut mean = [0f32; 7];
-        predictor.probabilities(crops, tta).chunks(7).for_each(|p| mean.iter_mut().zip(p).for_each(|(m, v)| *m += v));
-        (0..7).max_by(|&a, &b| mean[a].total_cmp(&mean[b])).expect("seven classes")
-    };
+    // The label of one face from its crops (one or several), probabilities averaged.
+    let label = |crops: &[u8]| predictor.predict_averaged(crops, crops.len() / FACE_PIXELS, tta)[0].class_index;
     // Per strategy: labels equal to the original's, and to the truth; per detector, the same for truth.
     let (mut agree, mut right) = (vec![0usize; strategies.len()], vec![0usize; strategies.len()]);
     let mut right_by_detector = std::collections::BTreeMap::<String, (usize, usize, Vec<usize>)>::new();

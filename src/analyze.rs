@@ -2,7 +2,6 @@
 //! each like FER2013, and classify the crops in one batch. `predict`, `serve` and the GIF/frame
 //! readers all go through [`analyze`], so a photo gives the same answer whichever way it arrives.
 
-use crate::emotion::{FACE_PIXELS, NUM_CLASSES};
 use crate::faces::{Detector, FaceBox, FRAMING_SCALES};
 use crate::image_io::face_pixels;
 use crate::predict::{Prediction, Predictor, Tta};
@@ -56,15 +55,5 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, mode: FaceMode, dete
 /// [`FRAMING_SCALES`] (all faces in one batch), the probabilities averaged.
 pub fn classify_detected(predictor: &Predictor, gray: &image::GrayImage, faces: &[FaceBox], tta: Tta) -> Vec<Prediction> {
     let crops: Vec<u8> = faces.iter().flat_map(|f| f.framed_crops(gray)).collect();
-    debug_assert_eq!(crops.len(), faces.len() * FRAMING_SCALES.len() * FACE_PIXELS);
-    let views = FRAMING_SCALES.len() as f32;
-    predictor
-        .probabilities(&crops, tta)
-        .chunks(FRAMING_SCALES.len() * NUM_CLASSES)
-        .map(|framings| {
-            let mut mean = [0.0f32; NUM_CLASSES];
-            framings.chunks(NUM_CLASSES).for_each(|p| mean.iter_mut().zip(p).for_each(|(m, v)| *m += v / views));
-            Prediction::from_probabilities(mean)
-        })
-        .collect()
+    predictor.predict_averaged(&crops, FRAMING_SCALES.len(), tta)
 }
