@@ -66,7 +66,7 @@ fn training_step(c: &mut Criterion) {
     group.bench_function("step_batch_64", |b| {
         b.iter(|| {
             step += 1;
-            train_step(&mut net, &mut optimizer, &mut grads, x.clone(), &labels, 0.1, None, 0.01, &mut rng_for(&[step]));
+            train_step(&mut net, &mut optimizer, &mut grads, x.clone(), &labels, 0.1, None, None, 0.01, &mut rng_for(&[step]));
         })
     });
     group.finish();

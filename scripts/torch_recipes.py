@@ -33,6 +33,10 @@ BASE = dict(  # ferlite's run B (docs/experiments.md)
     epochs=50, batch=64, optimizer="adamw", lr=1e-3, weight_decay=0.05, warmup=2.0, label_smoothing=0.1,
     stage_dropout=0.1, head_dropout=0.5, flip=True, rotation=10.0, shift=0.1, zoom=0.1, erase=0.25,
     mixup=0.0, blur=3.0, seed=42, init=None,
+    net=None,  # FerliteNet arguments that differ from the paper preset (a wider teacher)
+    teacher=None,  # distillation: teacher weight files or recipe names (their best epoch), probabilities averaged
+    kd_alpha=0.0,  # target = (1 - kd_alpha) * smoothed label + kd_alpha * teacher probabilities
+    kd_online=False,  # teacher run on each augmented batch (else once on the unaugmented faces, as ferlite could)
 )
 SHIPPED = "models/fer2013/model.safetensors"
 FINETUNE = dict(init=SHIPPED, lr=5e-4, warmup=1.0, seed=43)  # like run C (models/fer2013/finetune-config.json)
@@ -59,6 +63,25 @@ RECIPES = {
     "ft3-zoom20-shift15": dict(FINETUNE, epochs=20, stage_dropout=0.0, head_dropout=0.0, erase=0.0, zoom=0.2, shift=0.15),
     "ft3-zoom30-shift15": dict(FINETUNE, epochs=20, stage_dropout=0.0, head_dropout=0.0, erase=0.0, zoom=0.3, shift=0.15),
 }
+
+# Knowledge distillation (session 10): is a wider network, or an ensemble, a better teacher than the
+# labels for the paper-sized network on this blurred data? Teachers train in the first phase,
+# students (fine-tunes of the shipped model with run E's recipe) in the second.
+RUN_E = dict(FINETUNE, epochs=20, stage_dropout=0.0, head_dropout=0.0, erase=0.0, zoom=0.2, shift=0.15)
+NO_DROPOUT = dict(stage_dropout=0.0, head_dropout=0.0, erase=0.0)
+RECIPES.update({
+    "teacher-w2": dict(NO_DROPOUT, epochs=30, net=dict(stem_channels=64, stage_channels=[64, 128, 256], hidden_units=512)),
+    "teacher-w4": dict(NO_DROPOUT, epochs=30, net=dict(stem_channels=64, stage_channels=[128, 256, 512], hidden_units=1024)),
+    "ens-seed44": dict(RUN_E, seed=44),
+    "ens-seed45": dict(RUN_E, seed=45),
+    "ens-seed46": dict(RUN_E, seed=46),
+    "run-e": RUN_E,
+    "kd-w2-a5": dict(RUN_E, teacher=["teacher-w2"], kd_alpha=0.5),
+    "kd-w2-a9": dict(RUN_E, teacher=["teacher-w2"], kd_alpha=0.9),
+    "kd-w2-online-a5": dict(RUN_E, teacher=["teacher-w2"], kd_alpha=0.5, kd_online=True),
+    "kd-w4-a5": dict(RUN_E, teacher=["teacher-w4"], kd_alpha=0.5),
+    "kd-ens-a5": dict(RUN_E, teacher=[SHIPPED, "ens-seed44", "ens-seed45", "ens-seed46"], kd_alpha=0.5),
+})
 
 # Val faces re-framed the way a detector's box moves them: fixed random zoom and shift per face.
 FRAMING_JITTER = dict(flip=False, rotation=0.0, zoom=0.15, shift=0.08, erase=0.0)
@@ -163,7 +186,7 @@ def run_recipe(name, r, data_file, out_dir):
     jitter_gen = torch.Generator(device=dev)
     jitter_gen.manual_seed(7)
     val_x_jittered = augment(val_x, FRAMING_JITTER, jitter_gen)
-    net = FerliteNet(stage_dropout=r["stage_dropout"], head_dropout=r["head_dropout"])
+    net = FerliteNet(**network_config(r))
     if r["init"]:
         from torch_model import load_ferlite
 
@@ -178,13 +201,22 @@ def run_recipe(name, r, data_file, out_dir):
         opt = torch.optim.AdamW(groups, lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
     gen = torch.Generator(device=dev)
     gen.manual_seed(r["seed"])
+    teachers = [load_teacher(t, out_dir).to(dev) for t in r["teacher"] or []]
+    if teachers:
+        soft = teacher_probs(teachers, train_x)
+        with open(out_dir / f"{name}-teacher.json", "w") as f:
+            json.dump(dict(teacher=r["teacher"], val_flip=teacher_val(teachers, val_x, val_y),
+                           train_accuracy=(soft.argmax(1) == train_y).float().mean().item()), f)
     n = train_x.shape[0]
     per_epoch = n // r["batch"]
     total = per_epoch * r["epochs"]
     step = 0
     best_val = -1.0
     log = open(out_dir / f"{name}.jsonl", "w")
+    began = time.time()
     for epoch in range(1, r["epochs"] + 1):
+        if r.get("max_seconds") and time.time() - began > r["max_seconds"]:
+            break  # the lent machine's time is short: keep what the finished epochs gave
         start = time.time()
         net.train()
         order = torch.randperm(n, device=dev, generator=gen)
@@ -201,6 +233,12 @@ def run_recipe(name, r, data_file, out_dir):
                     perm = torch.randperm(x.shape[0], device=dev, generator=gen)
                     logits = net(lam * x + (1 - lam) * x[perm])
                     loss = lam * F.cross_entropy(logits.float(), y, label_smoothing=r["label_smoothing"]) + (1 - lam) * F.cross_entropy(logits.float(), y[perm], label_smoothing=r["label_smoothing"])
+                elif teachers:
+                    logits = net(x)
+                    probs = teacher_probs(teachers, x) if r["kd_online"] else soft[idx]
+                    ls = r["label_smoothing"]
+                    target = (1 - r["kd_alpha"]) * (F.one_hot(y, 7).float() * (1 - ls) + ls / 7) + r["kd_alpha"] * probs
+                    loss = -(target * logits.float().log_softmax(1)).sum(1).mean()
                 else:
                     logits = net(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=r["label_smoothing"])
@@ -224,15 +262,45 @@ def run_recipe(name, r, data_file, out_dir):
     torch.save(net.state_dict(), out_dir / f"{name}.pt")
 
 
+def network_config(r):
+    """The recipe's network as ferlite's NetworkConfig (src/model.rs): the paper preset unless
+    the recipe widens it."""
+    paper = dict(stem_channels=32, stage_channels=[32, 64, 128], hidden_units=380, classes=7)
+    return {**paper, **(r["net"] or {}), "stage_dropout": r["stage_dropout"], "head_dropout": r["head_dropout"],
+            "input_blur_sigma": r["blur"]}
+
+
+def load_teacher(name_or_path, out_dir):
+    """A teacher: a recipe of this run (its best epoch) or a ferlite weights file."""
+    from torch_model import load_ferlite
+
+    path = out_dir / f"{name_or_path}.safetensors" if name_or_path in RECIPES else Path(name_or_path)
+    return load_ferlite(str(path))[0]
+
+
+def teacher_probs(teachers, x):
+    """Softmax of each teacher on the faces and their mirror images, averaged: the soft targets."""
+    import torch
+
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = []
+        for chunk in x.split(4096):
+            p = sum(t(chunk).float().softmax(1) + t(chunk.flip(3)).float().softmax(1) for t in teachers)
+            out.append(p / (2 * len(teachers)))
+    return torch.cat(out)
+
+
+def teacher_val(teachers, x, y):
+    return (teacher_probs(teachers, x).argmax(1) == y).float().mean().item()
+
+
 def save_ferlite(net, r, path, val_accuracy):
     """The network as a ferlite weights file (the format load_ferlite reads), so ferlite can
-    evaluate it on photos; the network config is copied from the model it was fine-tuned from."""
-    from safetensors import safe_open
+    evaluate it on photos or use it as a teacher."""
     from safetensors.torch import save_file
 
-    with safe_open(r["init"] or SHIPPED, "pt") as f:
-        metadata = dict(f.metadata())
-    metadata["ferlite.val_accuracy"] = str(val_accuracy)
+    metadata = {"format": "ferlite-weights-1", "ferlite.network": json.dumps(network_config(r), separators=(",", ":")),
+                "ferlite.val_accuracy": str(val_accuracy)}
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     save_file(tensors, str(path), metadata=metadata)
 
@@ -262,6 +330,7 @@ def main():
     ap.add_argument("--only", help="comma-separated recipe names (default: all)")
     ap.add_argument("--seed", type=int, help="override every recipe's seed (a second seed tells a gain from noise)")
     ap.add_argument("--smoke", action="store_true", help="1 epoch of each: checks the script runs, times an epoch")
+    ap.add_argument("--max-seconds", type=float, help="stop each recipe's training after this long (the best epoch so far is kept)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -279,15 +348,22 @@ def main():
             r["seed"] = args.seed
         if args.smoke:
             r["epochs"] = 1
+        r["max_seconds"] = args.max_seconds
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=run_recipe, args=(n, r, data_file, args.out)) for n, r in recipes.items()]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
+    # Students whose teacher is a recipe of this run train after it, in a second phase.
+    later = {n for n, r in recipes.items() if any(t in recipes for t in r["teacher"] or [])}
+    procs = {}
+    for phase in ([n for n in recipes if n not in later], [n for n in recipes if n in later]):
+        for n in phase:
+            procs[n] = ctx.Process(target=run_recipe, args=(n, recipes[n], data_file, args.out))
+            procs[n].start()
+        for n in phase:
+            procs[n].join()
+        if phase:
+            print(f"phase of {len(phase)} done at {time.time() - start:.0f} s", flush=True)
     print(f"\n| recipe | epochs run | best val (no TTA) | at epoch | flip TTA there | macro-F1 | train acc | s/epoch |")
     print("|---|---|---|---|---|---|---|---|")
-    for n, p in zip(recipes, procs):
+    for n, p in procs.items():
         rows = [json.loads(l) for l in open(args.out / f"{n}.jsonl")] if (args.out / f"{n}.jsonl").exists() else []
         if not rows:
             print(f"| {n} | 0 (exit {p.exitcode}) | | | | | | |")

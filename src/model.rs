@@ -399,10 +399,10 @@ mod tests {
             let buffers = net.buffers.clone();
             let (logits, _) = net.forward_train(x.clone(), &mut ChaCha8Rng::seed_from_u64(0));
             net.buffers = buffers;
-            cross_entropy(&logits.data, &labels, 7, 0.1, None).loss as f64
+            cross_entropy(&logits.data, &labels, 7, 0.1, None, None).loss as f64
         };
         let (logits, tape) = net.forward_train(x.clone(), &mut ChaCha8Rng::seed_from_u64(0));
-        let out = cross_entropy(&logits.data, &labels, 7, 0.1, None);
+        let out = cross_entropy(&logits.data, &labels, 7, 0.1, None, None);
         let mut grads = vec![0.0; net.num_params()];
         net.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
 
@@ -461,7 +461,7 @@ mod tests {
             let buffers = net.buffers.clone();
             let (logits, tape) = net.forward_train(x.clone(), &mut ChaCha8Rng::seed_from_u64(0));
             net.buffers = buffers;
-            let out = cross_entropy(&logits.data, &[0, 2, 4, 6], 7, 0.1, None);
+            let out = cross_entropy(&logits.data, &[0, 2, 4, 6], 7, 0.1, None, None);
             let mut grads = vec![0.0; net.num_params()];
             net.backward(&tape, Tensor::from_vec(logits.shape, out.grad), &mut grads);
             (logits.data, grads)

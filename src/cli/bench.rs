@@ -70,7 +70,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         net.set_conv_algorithm(algorithm);
         let (med, lo, hi) = time(args.repeats, || {
             step += 1;
-            train_step(&mut net, &mut opt, &mut grads, x.clone(), &labels, 0.1, None, 0.01, &mut rng_for(&[step]));
+            train_step(&mut net, &mut opt, &mut grads, x.clone(), &labels, 0.1, None, None, 0.01, &mut rng_for(&[step]));
         });
         let name = format!("{algorithm:?}").to_lowercase();
         println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})  3x3 convolutions by {name}", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);

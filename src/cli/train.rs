@@ -5,7 +5,7 @@ use ferlite::data::{self, Split};
 use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::OptimizerKind;
 use ferlite::nn::schedule::ScheduleKind;
-use ferlite::train::config::{ClassWeighting, TrainConfig};
+use ferlite::train::config::{ClassWeighting, Distillation, TrainConfig};
 use ferlite::train::Trainer;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,13 @@ pub struct TrainArgs {
     /// (the reference; how runs without this setting were trained).
     #[arg(long, value_enum)]
     conv_algorithm: Option<ConvAlgorithm>,
+    /// Knowledge distillation: also learn from this model's probabilities (any ferlite model file,
+    /// e.g. a wider network trained first); see --distill-weight.
+    #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
+    teacher: Option<PathBuf>,
+    /// Share of the teacher's probabilities in each face's target (the rest is the smoothed label).
+    #[arg(long, value_name = "W", default_value_t = 0.5, requires = "teacher")]
+    distill_weight: f32,
     #[command(flatten)]
     data_args: DataArgs,
 }
@@ -115,6 +122,9 @@ impl TrainArgs {
         }
         if let Some(v) = &self.val_data {
             c.val_data = Some(v.display().to_string());
+        }
+        if let Some(t) = &self.teacher {
+            c.distillation = Some(Distillation { teacher: t.display().to_string(), weight: self.distill_weight });
         }
         if c.batch_size == 0 || c.epochs == 0 {
             bail!("--batch-size and --epochs must be at least 1");

@@ -18,6 +18,18 @@ pub enum ClassWeighting {
     InverseSqrt,
 }
 
+/// Knowledge distillation: each face's target becomes `(1 - weight)` of its (smoothed) label plus
+/// `weight` of a teacher model's probabilities for it. The teacher (any ferlite model file, e.g. a
+/// wider network) is run once per run start on the unaugmented training faces, with flip TTA,
+/// and those probabilities serve every augmented view of the face.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distillation {
+    /// The teacher's weights file.
+    pub teacher: String,
+    /// Share of the teacher's probabilities in each target, in (0, 1].
+    pub weight: f32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -42,6 +54,8 @@ pub struct TrainConfig {
     /// Start from these weights (a ferlite model file) instead of a fresh initialisation: a
     /// second run that continues an earlier one with a new schedule or regularisation.
     pub init_weights: Option<String>,
+    /// Learn also from a teacher model's probabilities (knowledge distillation), see [`Distillation`].
+    pub distillation: Option<Distillation>,
     /// How the 3x3 convolutions are computed. A config without this field (written before it
     /// existed) means `im2col`, so earlier runs resume and reproduce as they were trained.
     #[serde(default)]
@@ -66,6 +80,7 @@ impl Default for TrainConfig {
             val_data: None,
             init_weights: None,
             conv_algorithm: ConvAlgorithm::Winograd,
+            distillation: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::data::FaceSet;
 use crate::emotion::NUM_CLASSES;
 use crate::eval::Evaluation;
 use crate::model::Network;
-use crate::nn::loss::{cross_entropy, LossOutput};
+use crate::nn::loss::{cross_entropy, LossOutput, SoftTargets};
 use crate::nn::optim::Optimizer;
 use crate::nn::Tensor;
 use crate::predict::{Predictor, Tta};
@@ -27,7 +27,7 @@ use crate::weights::VAL_ACCURACY_KEY;
 use anyhow::{Context, Result};
 use rand::Rng;
 use checkpoint::{Checkpoint, TrainState};
-use config::TrainConfig;
+use config::{Distillation, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::Write;
@@ -106,6 +106,7 @@ impl Trainer {
             None => train,
         };
         let class_weights = config.class_weights(&train.class_counts());
+        let teacher = config.distillation.as_ref().map(|d| teacher_probabilities(d, train)).transpose()?;
         tracing::info!(
             "training on {} faces, validating on {}; {} parameters; epochs {}..{}",
             train.len(),
@@ -115,7 +116,7 @@ impl Trainer {
             config.epochs
         );
         while self.state.epochs_done < config.epochs {
-            let metrics = self.train_epoch(train, val, class_weights.as_deref())?;
+            let metrics = self.train_epoch(train, val, class_weights.as_deref(), teacher.as_deref())?;
             tracing::info!(
                 "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% macro-F1 {:.3} | lr {:.5} | {:.0}s, {:.1} img/s",
                 metrics.epoch,
@@ -133,7 +134,8 @@ impl Trainer {
         Ok(())
     }
 
-    fn train_epoch(&mut self, train: &FaceSet, val: &FaceSet, class_weights: Option<&[f32]>) -> Result<EpochMetrics> {
+    /// One epoch; `teacher` holds the teacher's probabilities for every training face when distilling.
+    fn train_epoch(&mut self, train: &FaceSet, val: &FaceSet, class_weights: Option<&[f32]>, teacher: Option<&[f32]>) -> Result<EpochMetrics> {
         let config = self.state.config.clone();
         let epoch = self.state.epochs_done;
         let steps_per_epoch = train.len().div_ceil(config.batch_size);
@@ -151,7 +153,9 @@ impl Trainer {
             let step = self.state.steps_done;
             lr = config.schedule.lr_at(config.lr, step, total_steps, steps_per_epoch, &self.state.schedule);
             let mut dropout_rng = rng_for(&[config.seed, epoch as u64, step_in_epoch as u64, site::DROPOUT]);
-            let out = train_step(&mut self.network, &mut self.optimizer, &mut grads, batch.input, &batch.labels, config.label_smoothing, class_weights, lr, &mut dropout_rng);
+            let batch_teacher: Option<Vec<f32>> = teacher.map(|t| batch.indices.iter().flat_map(|&i| &t[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]).copied().collect());
+            let soft = batch_teacher.as_deref().zip(config.distillation.as_ref()).map(|(probs, d)| SoftTargets { probs, weight: d.weight });
+            let out = train_step(&mut self.network, &mut self.optimizer, &mut grads, batch.input, &batch.labels, config.label_smoothing, class_weights, soft, lr, &mut dropout_rng);
 
             let n = batch.labels.len();
             let predicted = crate::eval::metrics::argmax_rows(&out.probs, NUM_CLASSES);
@@ -217,7 +221,28 @@ impl Trainer {
     }
 }
 
-/// Reads `metrics.jsonl`.
+/// The teacher's probabilities for each face of `train` (`[n, 7]`): flip TTA on the faces as
+/// training sees them, so without the teacher's input blur (that is for sharp faces at inference).
+/// Recomputed at every start and resume; deterministic, so a resumed run gets the same targets.
+fn teacher_probabilities(d: &Distillation, train: &FaceSet) -> Result<Vec<f32>> {
+    if !(d.weight > 0.0 && d.weight <= 1.0) {
+        anyhow::bail!("distillation weight {} is outside (0, 1]", d.weight);
+    }
+    let mut teacher = Predictor::load(Some(Path::new(&d.teacher))).with_context(|| format!("{}: cannot load the distillation teacher", d.teacher))?;
+    teacher.network.config.input_blur_sigma = 0.0;
+    let started = Instant::now();
+    let probs = teacher.probabilities(&train.pixels, Tta::Flip);
+    let agree = crate::eval::metrics::argmax_rows(&probs, NUM_CLASSES).iter().zip(&train.labels).filter(|(p, &l)| **p == l as usize).count();
+    tracing::info!(
+        "distillation teacher {} ({} parameters): agrees with {:.2}% of the training labels; {:.0}s",
+        d.teacher,
+        teacher.network.num_params(),
+        100.0 * agree as f64 / train.len().max(1) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(probs)
+}
+
 /// One optimisation step on a batch: training-mode forward pass (dropout from `rng`), loss,
 /// backward pass into `grads` (cleared first), optimiser update at `lr`. Returns the loss output
 /// (its `grad` consumed: empty). The step `train` runs and `ferlite bench` and the criterion benches time.
@@ -230,17 +255,19 @@ pub fn train_step(
     labels: &[usize],
     label_smoothing: f32,
     class_weights: Option<&[f32]>,
+    soft: Option<SoftTargets>,
     lr: f32,
     rng: &mut impl Rng,
 ) -> LossOutput {
     let (logits, tape) = network.forward_train(input, rng);
-    let mut out = cross_entropy(&logits.data, labels, NUM_CLASSES, label_smoothing, class_weights);
+    let mut out = cross_entropy(&logits.data, labels, NUM_CLASSES, label_smoothing, class_weights, soft);
     grads.fill(0.0);
     network.backward(&tape, Tensor::from_vec(logits.shape, std::mem::take(&mut out.grad)), grads);
     optimizer.step(&mut network.params, grads, lr);
     out
 }
 
+/// Reads `metrics.jsonl`.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     text.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad row", path.display(), i + 1))).collect()
