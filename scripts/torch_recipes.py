@@ -82,6 +82,16 @@ RECIPES.update({
     "kd-w4-a5": dict(RUN_E, teacher=["teacher-w4"], kd_alpha=0.5),
     "kd-ens-a5": dict(RUN_E, teacher=[SHIPPED, "ens-seed44", "ens-seed45", "ens-seed46"], kd_alpha=0.5),
 })
+# The second look: another seed for the best student and its control, other weights, and a
+# student from scratch, all with the committed teacher (the shipped model is then run E's).
+TEACHER_W2 = "models/fer2013/teacher-w2.safetensors"
+RECIPES.update({
+    "run-e-seed44": dict(RUN_E, seed=44),
+    "kd-w2-a5-seed44": dict(RUN_E, seed=44, teacher=[TEACHER_W2], kd_alpha=0.5),
+    "kd-w2-a3": dict(RUN_E, teacher=[TEACHER_W2], kd_alpha=0.3),
+    "kd-w2-a7": dict(RUN_E, teacher=[TEACHER_W2], kd_alpha=0.7),
+    "kd-w2-a5-scratch": dict(NO_DROPOUT, epochs=35, teacher=[TEACHER_W2], kd_alpha=0.5),
+})
 
 # Val faces re-framed the way a detector's box moves them: fixed random zoom and shift per face.
 FRAMING_JITTER = dict(flip=False, rotation=0.0, zoom=0.15, shift=0.08, erase=0.0)

@@ -4,8 +4,10 @@ mod common;
 
 use ferlite::data::augment::AugmentConfig;
 use ferlite::model::{Network, NetworkConfig};
-use ferlite::train::config::TrainConfig;
-use ferlite::train::{read_metrics, Trainer, LAST_FILE};
+use ferlite::data::FaceSet;
+use ferlite::predict::{Predictor, Tta};
+use ferlite::train::config::{Distillation, TrainConfig};
+use ferlite::train::{read_metrics, Trainer, BEST_FILE, LAST_FILE};
 
 fn small_config(epochs: usize) -> TrainConfig {
     TrainConfig {
@@ -37,14 +39,29 @@ fn training_learns_synthetic_faces() {
 
 #[test]
 fn resumed_run_matches_uninterrupted_run_exactly() {
+    assert_resume_is_exact(small_config(2));
+}
+
+#[test]
+fn resumed_distillation_run_matches_uninterrupted_run_exactly() {
+    // The teacher's targets are recomputed at resume; they must come out the same.
+    let teacher = tempfile::tempdir().unwrap();
+    let teacher_path = teacher.path().join("teacher.safetensors");
+    common::untrained_model(&teacher_path);
+    let mut config = small_config(2);
+    config.distillation = Some(Distillation { teacher: teacher_path.display().to_string(), weight: 0.5 });
+    assert_resume_is_exact(config);
+}
+
+fn assert_resume_is_exact(config: TrainConfig) {
     let (train, val) = (common::synthetic_set(6, 3), common::synthetic_set(2, 4));
     let straight = tempfile::tempdir().unwrap();
-    let mut a = Trainer::start(straight.path(), small_config(2)).unwrap();
+    let mut a = Trainer::start(straight.path(), config.clone()).unwrap();
     a.progress = false;
     a.run(&train, &val).unwrap();
 
     let interrupted = tempfile::tempdir().unwrap();
-    let mut b = Trainer::start(interrupted.path(), small_config(2)).unwrap();
+    let mut b = Trainer::start(interrupted.path(), config.clone()).unwrap();
     b.progress = false;
     b.state.config.epochs = 1; // stop after one epoch, as if killed during the second
     b.run(&train, &val).unwrap();
@@ -61,6 +78,44 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     let (saved_a, saved_b) = (Network::load(&straight.path().join(LAST_FILE)).unwrap(), Network::load(&interrupted.path().join(LAST_FILE)).unwrap());
     assert!(saved_a.params == saved_b.params, "saved weights differ after resume");
     assert_eq!(read_metrics(&interrupted.path().join("metrics.jsonl")).unwrap().len(), 2);
+}
+
+#[test]
+fn a_distilled_student_learns_what_its_teacher_says() {
+    // The teacher learns labels shifted by one class; a student distilled from it with weight 1
+    // sees the true labels but must learn the teacher's shifted answers, face by face.
+    let (train, val) = (common::synthetic_set(30, 1), common::synthetic_set(10, 2));
+    let shift = |set: &FaceSet| FaceSet { labels: set.labels.iter().map(|l| (l + 1) % 7).collect(), ..set.clone() };
+    let mut config = small_config(10);
+    config.augment = AugmentConfig::none();
+    config.network.head_dropout = 0.0;
+    let teacher_dir = tempfile::tempdir().unwrap();
+    let mut teacher = Trainer::start(teacher_dir.path(), config.clone()).unwrap();
+    teacher.progress = false;
+    teacher.run(&shift(&train), &shift(&val)).unwrap();
+
+    let student_dir = tempfile::tempdir().unwrap();
+    config.seed = 7;
+    config.distillation = Some(Distillation { teacher: teacher_dir.path().join(BEST_FILE).display().to_string(), weight: 1.0 });
+    let mut student = Trainer::start(student_dir.path(), config).unwrap();
+    student.progress = false;
+    student.run(&train, &val).unwrap();
+
+    let predicted = Predictor::new(student.network.clone()).predict(&val.pixels, Tta::None);
+    let agree_with = |labels: &[u8]| predicted.iter().zip(labels).filter(|(p, &l)| p.class_index == l as usize).count() as f64 / val.len() as f64;
+    let (teacher_answers, true_labels) = (agree_with(&shift(&val).labels), agree_with(&val.labels));
+    assert!(teacher_answers > 0.5 && true_labels < 0.2, "agrees with the teacher's labels {teacher_answers:.2}, with the true ones {true_labels:.2}");
+}
+
+#[test]
+fn a_missing_teacher_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = small_config(1);
+    config.distillation = Some(Distillation { teacher: "no/such/teacher.safetensors".into(), weight: 0.5 });
+    let mut t = Trainer::start(tmp.path(), config).unwrap();
+    t.progress = false;
+    let err = format!("{:#}", t.run(&common::synthetic_set(2, 1), &common::synthetic_set(1, 2)).unwrap_err());
+    assert!(err.contains("no/such/teacher.safetensors") && err.contains("teacher"), "{err}");
 }
 
 #[test]
