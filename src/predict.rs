@@ -25,12 +25,12 @@ pub const EMBEDDED_MODEL: Option<&[u8]> = Some(include_bytes!("../models/fer2013
 pub enum Tta {
     /// One view: the face as given (the fastest).
     None,
-    /// Two views: the face and its mirror image. The default: on the embedded model +0.8 points
+    /// Two views: the face and its mirror image. The default: on the embedded model +1.6 points
     /// on val/ over one view for twice the network time.
     #[default]
     Flip,
-    /// Ten views: centre and four corner shifts by 2 px, each also mirrored: another +0.7 points
-    /// on val/ over flip, for five times its network time (~50 ms instead of ~30 ms for `predict`
+    /// Ten views: centre and four corner shifts by 2 px, each also mirrored: another +0.1 points
+    /// on val/ over flip (+0.7 before the input blur was re-chosen), for five times its network time (~50 ms instead of ~30 ms for `predict`
     /// on one face; models/fer2013/README.md).
     TenCrop,
 }

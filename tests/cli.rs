@@ -299,3 +299,34 @@ fn a_20000_by_20000_image_is_refused_before_decoding() {
     let o = ferlite(&["predict", huge.to_str().unwrap(), "--model", model.to_str().unwrap()]);
     assert_clean_error(&o, &["huge.png", "20000x20000", "limit"]);
 }
+
+/// `export --weights` copies a model, optionally with another input blur; the accuracy `train`
+/// recorded survives only when the blur it was measured with does.
+#[test]
+fn export_weights_sets_the_input_blur_and_keeps_the_parameters() {
+    use ferlite::predict::Predictor;
+    let tmp = tempfile::tempdir().unwrap();
+    let trained = train_tiny(tmp.path());
+    let original = Predictor::load(Some(&trained)).unwrap();
+    let (same, blurred) = (tmp.path().join("same.safetensors"), tmp.path().join("blurred.safetensors"));
+    let sigma = original.network.config.input_blur_sigma + 0.5;
+    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", same.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", blurred.to_str().unwrap(), "--input-blur", &sigma.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let (same, blurred) = (Predictor::load(Some(&same)).unwrap(), Predictor::load(Some(&blurred)).unwrap());
+    assert_eq!(same.network.config, original.network.config);
+    assert_eq!(blurred.network.config.input_blur_sigma, sigma);
+    assert_eq!(blurred.network.params, original.network.params);
+    assert_eq!(blurred.network.buffers, original.network.buffers);
+    assert!(original.val_accuracy.is_some(), "train records the val accuracy in best.safetensors");
+    assert_eq!(same.val_accuracy, original.val_accuracy);
+    assert_eq!(blurred.val_accuracy, None);
+
+    let o = ferlite(&["export", "--input-blur", "3"]);
+    assert!(!o.status.success() && stderr(&o).contains("--onnx <FILE>|--weights <FILE>"), "{}", stderr(&o));
+    let bad = tmp.path().join("bad.safetensors");
+    assert_clean_error(&ferlite(&["export", "--weights", bad.to_str().unwrap(), "--input-blur=-1"]), &["--input-blur"]);
+    assert!(!bad.exists());
+}

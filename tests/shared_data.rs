@@ -86,12 +86,12 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// The test allows that one miss, no more.
 ///
 /// Labels: cropping the photo where each face was pasted must give the original's label (the
-/// crop and resampling path; 96.8% of val/ agree with flip TTA, `detection_recall` example).
+/// crop and resampling path; 97.1% of val/ agree with flip TTA, `detection_recall` example).
 /// Through the detector's box the framing differs (box side sd 0.13 of the face) and the label
-/// moves more often: 77.8% of val/ agree (flip TTA, run F's model), the open gap of issue #4. Classifying each
+/// moves more often: 78.2% of val/ agree (flip TTA, the embedded model), the open gap of issue #4. Classifying each
 /// face at three framings (`faces::FRAMING_SCALES`) took that from 73.5% to 76.3% with the
-/// previous model (70.4% without TTA in session 8). Here 6 of the 7 found agree (sessions 9 and 10;
-/// 5 of 7 with one framing), and no fewer are allowed.
+/// run D model (70.4% without TTA in session 8). Here all 7 found agree (session 11, input blur
+/// σ 3.2; 6 of 7 in sessions 9 and 10, 5 of 7 with one framing); one disagreement is allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     use ferlite::analyze::{analyze, FaceMode};

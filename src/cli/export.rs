@@ -1,27 +1,58 @@
 use anyhow::{Context, Result};
 use ferlite::export::to_onnx;
 use ferlite::predict::Predictor;
-use ferlite::weights::write_atomic;
+use ferlite::weights::{write_atomic, VAL_ACCURACY_KEY};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["onnx", "weights"])))]
 #[command(after_help = "The ONNX model takes preprocessed faces: [batch, 1, 48, 48] float, Gaussian-blurred with the \
 model's input_blur_sigma and standardised per face (mean 0, std 1); it returns logits [batch, 7] in the order \
-angry, disgust, fear, happy, sad, surprise, neutral. Batch norms are folded into the convolutions.")]
+angry, disgust, fear, happy, sad, surprise, neutral. Batch norms are folded into the convolutions.
+
+--weights writes a ferlite weights file, e.g. the embedded model with the input blur chosen on val:
+  for s in 3.0 3.1 3.2 3.3; do ferlite evaluate data/val --input-blur $s --out eval/blur-$s; done
+  ferlite export --weights tuned.safetensors --input-blur 3.2")]
 pub struct ExportArgs {
-    /// Where to write the ONNX model.
+    /// Write the network as an ONNX model.
     #[arg(long, value_name = "FILE")]
-    onnx: PathBuf,
+    onnx: Option<PathBuf>,
+    /// Write the model as a ferlite weights file (for `--model`, or to embed).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Store this input blur (Gaussian σ in pixels applied to every face before the network)
+    /// instead of the model's.
+    #[arg(long, value_name = "SIGMA")]
+    input_blur: Option<f32>,
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
     model: Option<PathBuf>,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    let predictor = Predictor::load(args.model.as_deref())?;
-    let bytes = to_onnx(&predictor.network);
-    write_atomic(&args.onnx, &bytes).with_context(|| format!("{}: cannot write the ONNX model", args.onnx.display()))?;
-    println!("wrote {} ({:.1} MB, opset 13, input `face` [batch,1,48,48], output `logits` [batch,7])", args.onnx.display(), bytes.len() as f64 / 1e6);
+    let mut predictor = Predictor::load(args.model.as_deref())?;
+    let mut val_accuracy = predictor.val_accuracy;
+    if let Some(sigma) = args.input_blur {
+        anyhow::ensure!(sigma.is_finite() && sigma >= 0.0, "--input-blur must be a σ of 0 or more pixels, not {sigma}");
+        if sigma != predictor.network.config.input_blur_sigma {
+            // The accuracy `train` recorded was measured with the old blur: it no longer describes these weights.
+            val_accuracy = None;
+        }
+        predictor.network.config.input_blur_sigma = sigma;
+    }
+    if let Some(path) = &args.onnx {
+        let bytes = to_onnx(&predictor.network);
+        write_atomic(path, &bytes).with_context(|| format!("{}: cannot write the ONNX model", path.display()))?;
+        println!("wrote {} ({:.1} MB, opset 13, input `face` [batch,1,48,48], output `logits` [batch,7])", path.display(), bytes.len() as f64 / 1e6);
+    }
+    if let Some(path) = &args.weights {
+        let mut file = predictor.network.to_tensor_file();
+        if let Some(accuracy) = val_accuracy {
+            file.metadata.insert(VAL_ACCURACY_KEY.into(), accuracy.to_string());
+        }
+        file.write_atomic(path).with_context(|| format!("{}: cannot write the weights file", path.display()))?;
+        println!("wrote {} (input blur σ {} px)", path.display(), predictor.network.config.input_blur_sigma);
+    }
     Ok(ExitCode::SUCCESS)
 }
