@@ -4,6 +4,10 @@
 use ferlite::data::{load, BadInput, Split};
 use std::path::PathBuf;
 
+/// FER2013 faces pasted into grid photos, as the detector examples measure recall over all of val/.
+#[path = "../examples/common/mod.rs"]
+mod grid;
+
 fn shared_fer2013() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fer2013");
     if path.join("val").is_dir() {
@@ -95,48 +99,37 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     use ferlite::analyze::{analyze, FaceMode};
-    use ferlite::predict::Tta;
     use ferlite::faces::{crop_face, FaceBox};
-    use image::{GrayImage, Luma};
+    use ferlite::predict::Tta;
+    use grid::SIDE;
     let Some(root) = shared_fer2013() else { return };
     let val = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
     let predictor = ferlite::predict::Predictor::load(None).unwrap();
-    const SCALE: u32 = 3;
-    let side = 48 * SCALE;
     // Every class once (plus one more happy), spread over the split.
     let picks: Vec<usize> = [0u8, 1, 2, 3, 4, 5, 6, 3].iter().enumerate().map(|(k, class)| val.labels.iter().enumerate().filter(|(_, l)| *l == class).nth(3 + 7 * k).unwrap().0).collect();
-    let mut photo = GrayImage::from_pixel(4 * (side + 60) + 60, 2 * (side + 80) + 60, Luma([128]));
-    let mut placed = Vec::new();
-    for (slot, &i) in picks.iter().enumerate() {
-        let face = GrayImage::from_raw(48, 48, val.face(i).to_vec()).unwrap();
-        let big = image::imageops::resize(&face, side, side, image::imageops::FilterType::CatmullRom);
-        let (x, y) = (60 + (slot as u32 % 4) * (side + 60), 60 + (slot as u32 / 4) * (side + 80));
-        image::imageops::replace(&mut photo, &big, x as i64, y as i64);
-        placed.push((i, x + side / 2, y + side / 2));
-    }
+    let (photo, placed) = grid::paste_grid(&val, &picks);
     let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo.clone()), FaceMode::Detect, ferlite::faces::Detector::default(), Tta::None).unwrap();
+    let boxes: Vec<FaceBox> = found.iter().map(|f| f.face_box).collect();
     let mut missed = Vec::new();
     let mut disagreements = Vec::new();
     for &(i, cx, cy) in &placed {
-        let hit = found.iter().find(|f| {
-            let b = f.face_box;
-            (b.x + b.width / 2).abs_diff(cx) < side / 5 && (b.y + b.height / 2).abs_diff(cy) < side / 5 && b.width > side / 2 && b.width < side * 3 / 2
-        });
+        let hit = grid::box_at(&boxes, cx, cy).filter(|b| b.width > SIDE / 2 && b.width < SIDE * 3 / 2);
         match hit {
             None => missed.push(val.sources[i].clone()),
-            Some(f) => {
+            Some(b) => {
+                let from_photo = &found.iter().find(|f| f.face_box == *b).unwrap().prediction;
                 let direct = &predictor.predict(val.face(i), Tta::None)[0];
-                if direct.emotion != f.prediction.emotion {
-                    disagreements.push(format!("{}: crop {} vs photo {}", val.sources[i], direct.emotion, f.prediction.emotion));
+                if direct.emotion != from_photo.emotion {
+                    disagreements.push(format!("{}: crop {} vs photo {}", val.sources[i], direct.emotion, from_photo.emotion));
                 }
-                let pasted = FaceBox { x: cx - side / 2, y: cy - side / 2, ..FaceBox::whole(side, side) };
+                let pasted = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, ..FaceBox::whole(SIDE, SIDE) };
                 let at_paste = &predictor.predict(&crop_face(&photo, &pasted, 0.0), Tta::None)[0];
                 assert_eq!(at_paste.emotion, direct.emotion, "{}: the crop at the pasted place changes the label", val.sources[i]);
             }
         }
     }
     eprintln!("composite: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
-    assert!(missed.len() <= 1, "faces not found: {missed:?}; found {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
-    assert_eq!(found.len(), placed.len() - missed.len(), "extra detections: {:?}", found.iter().map(|f| f.face_box).collect::<Vec<_>>());
+    assert!(missed.len() <= 1, "faces not found: {missed:?}; found {boxes:?}");
+    assert_eq!(found.len(), placed.len() - missed.len(), "extra detections: {boxes:?}");
     assert!(disagreements.len() <= 1, "{disagreements:?}");
 }
