@@ -100,7 +100,7 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected faces=auto|detect|whole, detector=both|ssd|seeta and tta=none|flip|ten-crop", e.body_text())))?;
     let seconds = state.config.request_timeout.as_secs_f64();
-    let body = tokio::time::timeout_at(deadline, image_body(request))
+    let body = tokio::time::timeout_at(deadline, image_body(request, state.config.max_body_bytes))
         .await
         .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, format!("upload took longer than {seconds} s")))??;
     let permit = tokio::time::timeout_at(deadline, state.admission.admit())
@@ -141,7 +141,13 @@ impl From<DecodeError> for ApiError {
 }
 
 /// The uploaded image's bytes: the raw body, or the first file field of a multipart form.
-async fn image_body(request: Request) -> Result<Bytes, ApiError> {
+async fn image_body(request: Request, max_bytes: usize) -> Result<Bytes, ApiError> {
+    // Refuse a declared oversize body before receiving any of it: the client learns at once, and
+    // the server neither waits for nor reads the upload (the body limit alone reads up to the limit).
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&n| n > max_bytes as u64) {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body of {length} bytes is over the length limit of {max_bytes} bytes (--max-body-mib)")));
+    }
     let multipart = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("multipart/form-data"));
     let bytes = if multipart {
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
