@@ -30,8 +30,8 @@ pub enum Tta {
     #[default]
     Flip,
     /// Ten views: centre and four corner shifts by 2 px, each also mirrored: another +0.1 points
-    /// on val/ over flip (+0.7 before the input blur was re-chosen), for five times its network time (~50 ms instead of ~30 ms for `predict`
-    /// on one face; models/fer2013/README.md).
+    /// on val/ over flip (+0.7 before the input blur was re-chosen), for five times its network
+    /// time (~50 ms instead of ~30 ms for `predict` on one face; models/fer2013/README.md).
     TenCrop,
 }
 

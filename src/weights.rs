@@ -114,6 +114,16 @@ impl Network {
         self.to_tensor_file().write_atomic(path)
     }
 
+    /// Saves with the validation accuracy the weights were selected at, when it is known
+    /// (`train`'s `best.safetensors`; `export --weights` passes it on).
+    pub fn save_with_val_accuracy(&self, path: &Path, val_accuracy: Option<f64>) -> Result<()> {
+        let mut file = self.to_tensor_file();
+        if let Some(accuracy) = val_accuracy {
+            file.metadata.insert(VAL_ACCURACY_KEY.into(), accuracy.to_string());
+        }
+        file.write_atomic(path)
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_tensor_file(&TensorFile::read(path)?).with_context(|| format!("{}: not a usable ferlite model", path.display()))
     }

@@ -23,8 +23,13 @@ pub fn paste_grid(set: &FaceSet, indices: &[usize]) -> (GrayImage, Vec<(usize, u
     (photo, placed)
 }
 
-/// The detection that found the face pasted at (`cx`, `cy`): its centre within a fifth of the
-/// face side of the paste centre.
+/// Whether `b` found the face pasted at (`cx`, `cy`): its centre within a fifth of the face side
+/// of the paste centre.
+pub fn is_at(b: &FaceBox, cx: u32, cy: u32) -> bool {
+    (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5
+}
+
+/// The detection that found the face pasted at (`cx`, `cy`).
 pub fn box_at(boxes: &[FaceBox], cx: u32, cy: u32) -> Option<&FaceBox> {
-    boxes.iter().find(|b| (b.x + b.width / 2).abs_diff(cx) < SIDE / 5 && (b.y + b.height / 2).abs_diff(cy) < SIDE / 5)
+    boxes.iter().find(|b| is_at(b, cx, cy))
 }

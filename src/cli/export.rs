@@ -1,7 +1,7 @@
 use anyhow::{Context, Result};
 use ferlite::export::to_onnx;
 use ferlite::predict::Predictor;
-use ferlite::weights::{write_atomic, VAL_ACCURACY_KEY};
+use ferlite::weights::write_atomic;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,13 +32,10 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let mut predictor = Predictor::load(args.model.as_deref())?;
-    let mut val_accuracy = predictor.val_accuracy;
+    // The accuracy `train` recorded was measured with the model's blur: another blur voids it.
+    let blur_changed = args.input_blur.is_some_and(|sigma| sigma != predictor.network.config.input_blur_sigma);
     if let Some(sigma) = args.input_blur {
         anyhow::ensure!(sigma.is_finite() && sigma >= 0.0, "--input-blur must be a σ of 0 or more pixels, not {sigma}");
-        if sigma != predictor.network.config.input_blur_sigma {
-            // The accuracy `train` recorded was measured with the old blur: it no longer describes these weights.
-            val_accuracy = None;
-        }
         predictor.network.config.input_blur_sigma = sigma;
     }
     if let Some(path) = &args.onnx {
@@ -47,11 +44,8 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         println!("wrote {} ({:.1} MB, opset 13, input `face` [batch,1,48,48], output `logits` [batch,7])", path.display(), bytes.len() as f64 / 1e6);
     }
     if let Some(path) = &args.weights {
-        let mut file = predictor.network.to_tensor_file();
-        if let Some(accuracy) = val_accuracy {
-            file.metadata.insert(VAL_ACCURACY_KEY.into(), accuracy.to_string());
-        }
-        file.write_atomic(path).with_context(|| format!("{}: cannot write the weights file", path.display()))?;
+        let val_accuracy = if blur_changed { None } else { predictor.val_accuracy };
+        predictor.network.save_with_val_accuracy(path, val_accuracy).with_context(|| format!("{}: cannot write the weights file", path.display()))?;
         println!("wrote {} (input blur σ {} px)", path.display(), predictor.network.config.input_blur_sigma);
     }
     Ok(ExitCode::SUCCESS)

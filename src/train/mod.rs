@@ -23,7 +23,6 @@ use crate::nn::optim::Optimizer;
 use crate::nn::Tensor;
 use crate::predict::{Predictor, Tta};
 use crate::rng::{derive_seed, rng_for, site};
-use crate::weights::VAL_ACCURACY_KEY;
 use anyhow::{Context, Result};
 use rand::Rng;
 use checkpoint::{Checkpoint, TrainState};
@@ -195,9 +194,7 @@ impl Trainer {
         if metrics.val_accuracy > self.state.best_val_accuracy {
             self.state.best_val_accuracy = metrics.val_accuracy;
             self.state.best_epoch = Some(metrics.epoch);
-            let mut best = self.network.to_tensor_file();
-            best.metadata.insert(VAL_ACCURACY_KEY.into(), metrics.val_accuracy.to_string());
-            best.write_atomic(&self.dir.join(BEST_FILE))?;
+            self.network.save_with_val_accuracy(&self.dir.join(BEST_FILE), Some(metrics.val_accuracy))?;
         }
         self.network.save(&self.dir.join(LAST_FILE))?;
         Checkpoint { network: self.network.clone(), optimizer: self.optimizer.clone(), state: self.state.clone() }.save(&self.dir)?;
