@@ -37,6 +37,7 @@ BASE = dict(  # ferlite's run B (docs/experiments.md)
     teacher=None,  # distillation: teacher weight files or recipe names (their best epoch), probabilities averaged
     kd_alpha=0.0,  # target = (1 - kd_alpha) * smoothed label + kd_alpha * teacher probabilities
     kd_online=False,  # teacher run on each augmented batch (else once on the unaugmented faces, as ferlite could)
+    kd_temperature=1.0,  # the teacher's probabilities are softmax(logits / T): T > 1 flattens them
 )
 SHIPPED = "models/fer2013/model.safetensors"
 FINETUNE = dict(init=SHIPPED, lr=5e-4, warmup=1.0, seed=43)  # like run C (models/fer2013/finetune-config.json)
@@ -92,6 +93,17 @@ RECIPES.update({
     "kd-w2-a7": dict(RUN_E, teacher=[TEACHER_W2], kd_alpha=0.7),
     "kd-w2-a5-scratch": dict(NO_DROPOUT, epochs=35, teacher=[TEACHER_W2], kd_alpha=0.5),
 })
+
+# Session 12: does a softer teacher (softmax at temperature T) make a better target? Run F's
+# recipe (run E's weights, teacher-w2, α 0.5) at the input blur chosen since (3.2), three seeds each.
+RUN_E_WEIGHTS = ".device/run-e-epoch14.safetensors"  # runs/run-e-epoch14.safetensors, carried to the lent machine
+RUN_F = dict(RUN_E, init=RUN_E_WEIGHTS, blur=3.2, teacher=[TEACHER_W2], kd_alpha=0.5)
+RECIPES.update({f"kd-t{t}-seed{seed}": dict(RUN_F, kd_temperature=float(t), seed=seed) for t in (1, 2, 4) for seed in (43, 44, 45)})
+# How much does width buy from scratch with a longer schedule on this data (the ceiling question)?
+W4 = dict(stem_channels=64, stage_channels=[128, 256, 512], hidden_units=1024)
+RECIPES.update({"cap-paper-45": dict(NO_DROPOUT, epochs=45, blur=3.2), "cap-w4-45": dict(NO_DROPOUT, epochs=45, blur=3.2, net=W4)})
+# ... and is that longer-trained wide network a better teacher than teacher-w2 (run F's recipe otherwise)?
+RECIPES.update({f"kd-w4long-seed{seed}": dict(RUN_F, teacher=["cap-w4-45"], seed=seed) for seed in (43, 44, 45)})
 
 # Val faces re-framed the way a detector's box moves them: fixed random zoom and shift per face.
 FRAMING_JITTER = dict(flip=False, rotation=0.0, zoom=0.15, shift=0.08, erase=0.0)
@@ -213,7 +225,7 @@ def run_recipe(name, r, data_file, out_dir):
     gen.manual_seed(r["seed"])
     teachers = [load_teacher(t, out_dir).to(dev) for t in r["teacher"] or []]
     if teachers:
-        soft = teacher_probs(teachers, train_x)
+        soft = teacher_probs(teachers, train_x, r["kd_temperature"])
         with open(out_dir / f"{name}-teacher.json", "w") as f:
             json.dump(dict(teacher=r["teacher"], val_flip=teacher_val(teachers, val_x, val_y),
                            train_accuracy=(soft.argmax(1) == train_y).float().mean().item()), f)
@@ -245,7 +257,7 @@ def run_recipe(name, r, data_file, out_dir):
                     loss = lam * F.cross_entropy(logits.float(), y, label_smoothing=r["label_smoothing"]) + (1 - lam) * F.cross_entropy(logits.float(), y[perm], label_smoothing=r["label_smoothing"])
                 elif teachers:
                     logits = net(x)
-                    probs = teacher_probs(teachers, x) if r["kd_online"] else soft[idx]
+                    probs = teacher_probs(teachers, x, r["kd_temperature"]) if r["kd_online"] else soft[idx]
                     ls = r["label_smoothing"]
                     target = (1 - r["kd_alpha"]) * (F.one_hot(y, 7).float() * (1 - ls) + ls / 7) + r["kd_alpha"] * probs
                     loss = -(target * logits.float().log_softmax(1)).sum(1).mean()
@@ -288,14 +300,16 @@ def load_teacher(name_or_path, out_dir):
     return load_ferlite(str(path))[0]
 
 
-def teacher_probs(teachers, x):
-    """Softmax of each teacher on the faces and their mirror images, averaged: the soft targets."""
+def teacher_probs(teachers, x, temperature=1.0):
+    """Softmax (at the temperature) of each teacher on the faces and their mirror images,
+    averaged: the soft targets."""
     import torch
 
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         out = []
         for chunk in x.split(4096):
-            p = sum(t(chunk).float().softmax(1) + t(chunk.flip(3)).float().softmax(1) for t in teachers)
+            p = sum((t(chunk).float() / temperature).softmax(1) + (t(chunk.flip(3)).float() / temperature).softmax(1)
+                    for t in teachers)
             out.append(p / (2 * len(teachers)))
     return torch.cat(out)
 
