@@ -29,6 +29,16 @@ fn assert_clean_error(o: &Output, needles: &[&str]) {
     }
 }
 
+#[test]
+fn input_blur_must_be_a_sigma_of_zero_or_more_in_every_command() {
+    for command in [&["evaluate", "faces.csv"][..], &["train", "--data", "faces.csv"], &["export", "--weights", "out.safetensors"]] {
+        for sigma in ["-1", "NaN", "inf", "three"] {
+            let arg = format!("--input-blur={sigma}");
+            assert_clean_error(&ferlite(&[command, &[arg.as_str()][..]].concat()), &["--input-blur"]);
+        }
+    }
+}
+
 /// Trains one quick epoch of the paper network on a generated CSV; returns the weights path.
 fn train_tiny(dir: &Path) -> std::path::PathBuf {
     let csv = dir.join("fer2013.csv");

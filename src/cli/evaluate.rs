@@ -22,7 +22,7 @@ pub struct EvaluateArgs {
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
     /// Override the model's input blur (Gaussian σ in pixels; 0 for none), e.g. to choose it on val.
-    #[arg(long, value_name = "SIGMA")]
+    #[arg(long, value_name = "SIGMA", value_parser = super::blur_sigma)]
     input_blur: Option<f32>,
     #[command(flatten)]
     data_args: DataArgs,

@@ -23,7 +23,7 @@ pub struct ExportArgs {
     weights: Option<PathBuf>,
     /// Store this input blur (Gaussian σ in pixels applied to every face before the network)
     /// instead of the model's.
-    #[arg(long, value_name = "SIGMA")]
+    #[arg(long, value_name = "SIGMA", value_parser = super::blur_sigma)]
     input_blur: Option<f32>,
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
@@ -35,7 +35,6 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     // The accuracy `train` recorded was measured with the model's blur: another blur voids it.
     let blur_changed = args.input_blur.is_some_and(|sigma| sigma != predictor.network.config.input_blur_sigma);
     if let Some(sigma) = args.input_blur {
-        anyhow::ensure!(sigma.is_finite() && sigma >= 0.0, "--input-blur must be a σ of 0 or more pixels, not {sigma}");
         predictor.network.config.input_blur_sigma = sigma;
     }
     if let Some(path) = &args.onnx {

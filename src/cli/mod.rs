@@ -10,6 +10,17 @@ pub mod train;
 
 use ferlite::data::{BadInput, Split};
 
+/// `--input-blur`'s value (evaluate, train, export): a Gaussian σ in pixels, finite and not
+/// negative (0 is no blur).
+pub fn blur_sigma(value: &str) -> Result<f32, String> {
+    let sigma: f32 = value.parse().map_err(|e| format!("{e}"))?;
+    if sigma.is_finite() && sigma >= 0.0 {
+        Ok(sigma)
+    } else {
+        Err(format!("the blur is a σ of 0 or more pixels, not {sigma}"))
+    }
+}
+
 /// `--split` / `--usage`, shared by the commands that read labelled data.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DataArgs {

@@ -57,7 +57,7 @@ pub struct TrainArgs {
     limit: Option<usize>,
     /// Blur (Gaussian σ, pixels) applied to faces at inference and validation so that sharp faces
     /// match the sharpness of the training images (FER2013 train/ here: about 3; see docs/data.md).
-    #[arg(long, value_name = "SIGMA")]
+    #[arg(long, value_name = "SIGMA", value_parser = super::blur_sigma)]
     input_blur: Option<f32>,
     /// Train on the faces as they are (no flips, warps or erasing).
     #[arg(long)]
