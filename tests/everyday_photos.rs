@@ -4,6 +4,8 @@
 //! itself finds there, no more and no fewer, with boxes that overlap face-api's. Skips, saying so,
 //! when the package is not installed.
 
+mod common;
+
 use ferlite::faces::{Detector, FaceBox};
 use std::path::PathBuf;
 
@@ -21,13 +23,7 @@ const FACE_API_BOXES: [(&str, Boxes); 6] = [
 ];
 
 fn face_api_demo() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/face-api/node_modules/@vladmandic/face-api/demo");
-    if path.join("sample1.jpg").is_file() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not present (npm ci --prefix tests/face-api)", path.display());
-        None
-    }
+    common::outside_data("tests/face-api/node_modules/@vladmandic/face-api/demo", "sample1.jpg", "npm ci --prefix tests/face-api")
 }
 
 fn iou(a: &FaceBox, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
@@ -56,13 +52,7 @@ fn default_detector_finds_the_faces_face_api_finds_in_its_demo_photos() {
 /// scikit-image's sample pictures (its PyPI wheel, `skimage/data/`; `.ci/run` unpacks it into
 /// `target/skimage`, nothing is redistributed here).
 fn scikit_image_data() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/skimage/skimage/data");
-    if path.join("coins.png").is_file() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not present (see .ci/run: pip download scikit-image)", path.display());
-        None
-    }
+    common::outside_data("target/skimage/skimage/data", "coins.png", "the scikit-image step of .ci/run")
 }
 
 /// The pictures with nobody in them. `chelsea.png`, a cat's face, is left out: face-api's SSD

@@ -9,14 +9,10 @@ use std::path::PathBuf;
 #[allow(dead_code)] // `box_at` is the examples'; this test needs each hit's prediction, not only its box
 mod grid;
 
+mod common;
+
 fn shared_fer2013() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fer2013");
-    if path.join("val").is_dir() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not present", path.display());
-        None
-    }
+    common::outside_data("../shared/data/fer2013", "val", "FER2013's image folders beside the checkout")
 }
 
 #[test]

@@ -77,6 +77,18 @@ pub fn untrained_model(path: &Path) {
     ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1).save(path).unwrap();
 }
 
+/// `path` (relative to the checkout) when it holds `marker`: data a test reads from outside the
+/// repository. Otherwise prints that the test skips and how to get the data, and gives `None`.
+pub fn outside_data(path: &str, marker: &str, how_to_get: &str) -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if path.join(marker).exists() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not present ({how_to_get})", path.display());
+        None
+    }
+}
+
 /// The public-domain demo photo (one face).
 pub fn demo_photo_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/astronaut.jpg")
