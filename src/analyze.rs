@@ -34,9 +34,25 @@ pub struct FaceResult {
     pub prediction: Prediction,
 }
 
+/// How to find the faces in an image (`predict --faces --detector --min-face-score`, and the
+/// service's query of the same names).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaceSearch {
+    pub mode: FaceMode,
+    pub detector: Detector,
+    /// Lowest score (0-1) of a face from the SSD detector.
+    pub min_ssd_score: f32,
+}
+
+impl Default for FaceSearch {
+    fn default() -> Self {
+        FaceSearch { mode: FaceMode::default(), detector: Detector::default(), min_ssd_score: crate::faces::ssd::MIN_CONFIDENCE }
+    }
+}
+
 /// Every face in `photo` (largest first) with its emotion. An empty list means no face was found.
-pub fn analyze(predictor: &Predictor, photo: &DynamicImage, mode: FaceMode, detector: Detector, tta: Tta) -> Result<Vec<FaceResult>> {
-    let whole = match mode {
+pub fn analyze(predictor: &Predictor, photo: &DynamicImage, search: FaceSearch, tta: Tta) -> Result<Vec<FaceResult>> {
+    let whole = match search.mode {
         FaceMode::Whole => true,
         FaceMode::Detect => false,
         FaceMode::Auto => photo.width() <= CROP_MAX_SIDE && photo.height() <= CROP_MAX_SIDE,
@@ -44,7 +60,7 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, mode: FaceMode, dete
     let (boxes, predictions) = if whole {
         (vec![FaceBox::whole(photo.width(), photo.height())], predictor.predict(&face_pixels(photo), tta))
     } else {
-        let boxes = detector.detect(photo)?;
+        let boxes = search.detector.detect_with(photo, search.min_ssd_score)?;
         let predictions = classify_detected(predictor, &photo.to_luma8(), &boxes, tta);
         (boxes, predictions)
     };

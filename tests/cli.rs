@@ -39,6 +39,20 @@ fn input_blur_must_be_a_sigma_of_zero_or_more_in_every_command() {
     }
 }
 
+#[test]
+fn min_face_score_leaves_out_the_ssd_faces_under_it() {
+    let photo = common::demo_photo_path();
+    let photo = photo.to_str().unwrap();
+    // The SSD scores the demo face 0.97.
+    let kept = ferlite(&["predict", photo, "--detector", "ssd", "--min-face-score", "0.9"]);
+    assert!(kept.status.success() && String::from_utf8_lossy(&kept.stdout).contains("face 1 at"), "{}", stderr(&kept));
+    let dropped = ferlite(&["predict", photo, "--detector", "ssd", "--min-face-score", "0.99"]);
+    assert!(dropped.status.success() && String::from_utf8_lossy(&dropped.stdout).contains("no face found"), "{}", stderr(&dropped));
+    for score in ["0", "1", "-0.5", "NaN", "high"] {
+        assert_clean_error(&ferlite(&["predict", photo, &format!("--min-face-score={score}")]), &["--min-face-score"]);
+    }
+}
+
 /// Trains one quick epoch of the paper network on a generated CSV; returns the weights path.
 fn train_tiny(dir: &Path) -> std::path::PathBuf {
     let csv = dir.join("fer2013.csv");

@@ -111,6 +111,11 @@ fn predicts_a_face_crop_and_a_photo_with_two_faces() {
     let mut centres: Vec<f64> = faces.iter().map(|f| f["box"]["x"].as_f64().unwrap() + f["box"]["width"].as_f64().unwrap() / 2.0).collect();
     centres.sort_by(f64::total_cmp);
     assert!((centres[1] - centres[0] - 512.0).abs() < 8.0, "the two boxes are one photo-width apart: {centres:?}");
+
+    // The SSD scores the demo face 0.97: a higher lowest score leaves it out.
+    let (status, _, body) = post(&format!("{}/v1/predict?detector=ssd&min_face_score=0.99", server.url), "image/jpeg", &two_face_photo());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["faces"].as_array().unwrap().len(), 0, "{body}");
 }
 
 #[test]
@@ -139,6 +144,7 @@ fn every_bad_request_gets_its_status_and_a_json_error() {
     assert_error(post(&predict, "image/png", &truncated), 400, "corrupt");
     assert_error(post(&predict, "image/png", b""), 400, "empty body");
     assert_error(post(&format!("{predict}?faces=sideways"), "image/png", b"x"), 400, "faces");
+    assert_error(post(&format!("{predict}?min_face_score=1.5"), "image/png", b"x"), 400, "min_face_score");
     let (status, body) = get(&format!("{}/no/such/route", server.url));
     assert_eq!(status, 404, "{body}");
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());

@@ -95,7 +95,7 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// σ 3.2; 6 of 7 in sessions 9 and 10, 5 of 7 with one framing); one disagreement is allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
-    use ferlite::analyze::{analyze, FaceMode};
+    use ferlite::analyze::{analyze, FaceMode, FaceSearch};
     use ferlite::faces::{crop_face, FaceBox};
     use ferlite::predict::Tta;
     use grid::SIDE;
@@ -105,7 +105,7 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     // Every class once (plus one more happy), spread over the split.
     let picks: Vec<usize> = [0u8, 1, 2, 3, 4, 5, 6, 3].iter().enumerate().map(|(k, class)| val.labels.iter().enumerate().filter(|(_, l)| *l == class).nth(3 + 7 * k).unwrap().0).collect();
     let (photo, placed) = grid::paste_grid(&val, &picks);
-    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo.clone()), FaceMode::Detect, ferlite::faces::Detector::default(), Tta::None).unwrap();
+    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo.clone()), FaceSearch { mode: FaceMode::Detect, ..FaceSearch::default() }, Tta::None).unwrap();
     let boxes: Vec<FaceBox> = found.iter().map(|f| f.face_box).collect();
     let mut missed = Vec::new();
     let mut disagreements = Vec::new();

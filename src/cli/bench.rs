@@ -1,5 +1,5 @@
 use anyhow::Result;
-use ferlite::analyze::{analyze, FaceMode};
+use ferlite::analyze::{analyze, FaceMode, FaceSearch};
 use ferlite::faces::Detector;
 use ferlite::emotion::NUM_CLASSES;
 use ferlite::predict::Tta;
@@ -107,7 +107,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         for detector in [Detector::Both, Detector::Ssd, Detector::Seeta] {
             let mut faces = 0;
             let (med, lo, hi) = time(args.repeats * 5, || {
-                faces = analyze(&predictor, &photo, FaceMode::Detect, detector, Tta::None).map(|f| f.len()).unwrap_or(0);
+                faces = analyze(&predictor, &photo, FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() }, Tta::None).map(|f| f.len()).unwrap_or(0);
             });
             let (det, _, _) = time(args.repeats * 5, || {
                 std::hint::black_box(detector.detect(&photo).ok());

@@ -1,5 +1,5 @@
 use anyhow::{Context, Result};
-use ferlite::analyze::{analyze, FaceMode, FaceResult};
+use ferlite::analyze::{analyze, FaceMode, FaceResult, FaceSearch};
 use ferlite::faces::Detector;
 use ferlite::annotate::annotate_to_file;
 use ferlite::emotion::EMOTIONS;
@@ -31,6 +31,10 @@ pub struct PredictArgs {
     /// Face detector for photos: `both` (merged), `ssd` (face-api's: turned and partly hidden faces too), `seeta` (frontal, fastest).
     #[arg(long, value_enum, default_value_t = Detector::default())]
     detector: Detector,
+    /// Lowest score (0-1) of a face from the SSD detector: lower finds more faces, and more false
+    /// ones (face-api's default is 0.5). SeetaFace's faces are kept as they are.
+    #[arg(long, value_name = "SCORE", default_value_t = ferlite::faces::ssd::MIN_CONFIDENCE, value_parser = face_score)]
+    min_face_score: f32,
     /// How to write results: readable lines, one JSON object per image (or frame), or one CSV row per face.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -44,6 +48,18 @@ pub struct PredictArgs {
     /// single input, or into this folder (as `<name>.annotated.png`) for several.
     #[arg(long, value_name = "PATH")]
     annotate: Option<PathBuf>,
+}
+
+impl PredictArgs {
+    fn face_search(&self) -> FaceSearch {
+        FaceSearch { mode: self.faces, detector: self.detector, min_ssd_score: self.min_face_score }
+    }
+}
+
+/// `--min-face-score`'s value: a score strictly between 0 and 1 (the SSD's scores are sigmoids).
+fn face_score(value: &str) -> Result<f32, String> {
+    let score: f32 = value.parse().map_err(|e| format!("{e}"))?;
+    ferlite::faces::ssd::check_min_score(score)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -101,13 +117,13 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
 fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
     if is_animated_gif(file) {
         for_each_gif_frame(file, |frame, image| {
-            let faces = analyze(predictor, &image, args.faces, args.detector, args.tta)?;
+            let faces = analyze(predictor, &image, args.face_search(), args.tta)?;
             progress.suspend(|| sink.faces(file, Some(frame), &faces))
         })?;
         return Ok(());
     }
     let photo = open_image(file)?;
-    let faces = analyze(predictor, &photo, args.faces, args.detector, args.tta)?;
+    let faces = analyze(predictor, &photo, args.face_search(), args.tta)?;
     progress.suspend(|| sink.faces(file, None, &faces))?;
     if let Some(out) = annotate_to {
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

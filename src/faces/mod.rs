@@ -88,18 +88,24 @@ pub enum Detector {
 impl Detector {
     /// Faces in `photo`, largest first, in its pixels.
     pub fn detect(self, photo: &DynamicImage) -> Result<Vec<FaceBox>> {
-        let mut faces = self.detect_unordered(photo)?;
+        self.detect_with(photo, ssd::MIN_CONFIDENCE)
+    }
+
+    /// [`Detector::detect`] keeping the SSD's faces that score above `min_ssd_score` (0-1) instead
+    /// of [`ssd::MIN_CONFIDENCE`]. SeetaFace's faces are unaffected: its scores are on another scale.
+    pub fn detect_with(self, photo: &DynamicImage, min_ssd_score: f32) -> Result<Vec<FaceBox>> {
+        let mut faces = self.detect_unordered(photo, min_ssd_score)?;
         faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
         Ok(faces)
     }
 
-    /// The faces this detector finds, in no particular order (`detect` orders them, once).
-    fn detect_unordered(self, photo: &DynamicImage) -> Result<Vec<FaceBox>> {
+    /// The faces this detector finds, in no particular order (`detect_with` orders them, once).
+    fn detect_unordered(self, photo: &DynamicImage, min_ssd_score: f32) -> Result<Vec<FaceBox>> {
         Ok(match self {
-            Detector::Ssd => ssd_detector()?.detect(&photo.to_rgb8(), ssd::MIN_CONFIDENCE),
+            Detector::Ssd => ssd_detector()?.detect(&photo.to_rgb8(), min_ssd_score),
             Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
             Detector::Both => {
-                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect_unordered(photo), || Detector::Seeta.detect_unordered(photo));
+                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect_unordered(photo, min_ssd_score), || Detector::Seeta.detect_unordered(photo, min_ssd_score));
                 let mut faces = ssd?;
                 let extra: Vec<FaceBox> = seeta?.into_iter().filter(|s| !faces.iter().any(|f| f.same_face(s))).collect();
                 faces.extend(extra);

@@ -23,6 +23,16 @@ const INPUT_SIZE: usize = 512;
 /// coin's 0.36 (decision 12; tests/everyday_photos.rs). The true faces of face-api's demo photos
 /// score 0.67 and up.
 pub const MIN_CONFIDENCE: f32 = 0.4;
+
+/// `score` if it can be a lowest face score (strictly between 0 and 1: the scores are sigmoids),
+/// else why not (`predict --min-face-score`, the service's `min_face_score`).
+pub fn check_min_score(score: f32) -> Result<f32, String> {
+    if score > 0.0 && score < 1.0 {
+        Ok(score)
+    } else {
+        Err(format!("a face score is between 0 and 1, not {score}"))
+    }
+}
 /// face-api's (`locateFaces`).
 const NMS_IOU: f32 = 0.5;
 const MAX_RESULTS: usize = 100;

@@ -5,8 +5,8 @@
 use super::error::ApiError;
 use super::metrics::{RequestLabels, RouteLabels};
 use super::AppState;
-use crate::analyze::{analyze, FaceMode};
-use crate::faces::Detector;
+use crate::analyze::{analyze, FaceMode, FaceSearch};
+use crate::faces::{ssd::check_min_score, Detector};
 use crate::emotion::{EMOTIONS, FACE_SIZE};
 use crate::image_io::{decode_bytes, DecodeError};
 use crate::predict::Tta;
@@ -87,18 +87,27 @@ async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct PredictQuery {
     faces: FaceMode,
     detector: Detector,
+    min_face_score: f32,
     tta: Tta,
+}
+
+impl Default for PredictQuery {
+    fn default() -> Self {
+        let search = FaceSearch::default();
+        PredictQuery { faces: search.mode, detector: search.detector, min_face_score: search.min_ssd_score, tta: Tta::default() }
+    }
 }
 
 async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>, request: Request) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected faces=auto|detect|whole, detector=both|ssd|seeta and tta=none|flip|ten-crop", e.body_text())))?;
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected faces=auto|detect|whole, detector=both|ssd|seeta, min_face_score=0..1 and tta=none|flip|ten-crop", e.body_text())))?;
+    let min_ssd_score = check_min_score(query.min_face_score).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: min_face_score: {e}")))?;
     let seconds = state.config.request_timeout.as_secs_f64();
     let body = tokio::time::timeout_at(deadline, image_body(request, state.config.max_body_bytes))
         .await
@@ -114,7 +123,7 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
         let t0 = Instant::now();
         let photo = decode_bytes(&body, worker_state.config.max_pixels)?;
         let decoded = t0.elapsed();
-        let faces = analyze(&worker_state.predictor, &photo, query.faces, query.detector, query.tta).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+        let faces = analyze(&worker_state.predictor, &photo, FaceSearch { mode: query.faces, detector: query.detector, min_ssd_score }, query.tta).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
         Ok::<_, ApiError>((photo.width(), photo.height(), faces, decoded, t0.elapsed() - decoded))
     });
     let (width, height, faces, decode, inference) = tokio::time::timeout_at(deadline, work)
