@@ -23,6 +23,15 @@ const INPUT_SIZE: usize = 512;
 /// coin's 0.36 (decision 12; tests/everyday_photos.rs). The true faces of face-api's demo photos
 /// score 0.67 and up.
 pub const MIN_CONFIDENCE: f32 = 0.4;
+/// face-api's (`locateFaces`).
+const NMS_IOU: f32 = 0.5;
+const MAX_RESULTS: usize = 100;
+/// The stem and the first blocks, whose maps are 256x256 and 128x128, run in this many bands of
+/// rows: the detector's peak memory falls from ~24 MB to ~12 MB.
+const BANDED_BLOCKS: usize = 3;
+const BANDS: usize = 4;
+/// The BatchNorm epsilon of face-api's `mobileNetV1.ts`.
+const BN_EPSILON: f32 = 0.001;
 
 /// `score` if it can be a lowest face score (strictly between 0 and 1: the scores are sigmoids),
 /// else why not (`predict --min-face-score`, the service's `min_face_score`).
@@ -33,15 +42,6 @@ pub fn check_min_score(score: f32) -> Result<f32, String> {
         Err(format!("a face score is between 0 and 1, not {score}"))
     }
 }
-/// face-api's (`locateFaces`).
-const NMS_IOU: f32 = 0.5;
-const MAX_RESULTS: usize = 100;
-/// The stem and the first blocks, whose maps are 256x256 and 128x128, run in this many bands of
-/// rows: the detector's peak memory falls from ~24 MB to ~12 MB.
-const BANDED_BLOCKS: usize = 3;
-const BANDS: usize = 4;
-/// The BatchNorm epsilon of face-api's `mobileNetV1.ts`.
-const BN_EPSILON: f32 = 0.001;
 
 /// An activation map, height x width x channels (channels fastest, as in tfjs; the layer knows how
 /// many). `data` holds the map's rows `rows`: all of them, or one band while the first blocks run
