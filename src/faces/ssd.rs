@@ -6,6 +6,7 @@
 use super::FaceBox;
 use crate::nn::gemm::{row_major, sgemm};
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use image::RgbImage;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -32,6 +33,9 @@ const BANDED_BLOCKS: usize = 3;
 const BANDS: usize = 4;
 /// The BatchNorm epsilon of face-api's `mobileNetV1.ts`.
 const BN_EPSILON: f32 = 0.001;
+/// Fewest positions in a chunk of rows when a layer is split over threads: each chunk's GEMM packs
+/// the layer's weights afresh (up to 4 MB), which must stay small beside its multiply-adds.
+const MIN_CHUNK_POSITIONS: usize = 128;
 
 /// `score` if it can be a lowest face score (strictly between 0 and 1: the scores are sigmoids),
 /// else why not (`predict --min-face-score`, the service's `min_face_score`).
@@ -126,6 +130,31 @@ fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
     (output, total / 2)
 }
 
+/// Output rows `rows` of a layer, `width` positions of `channels` each, computed by `compute(chunk, out)` in
+/// chunks of rows on rayon's threads (one chunk on one thread). A chunk computes its rows with the
+/// same arithmetic as the whole would, so the result does not depend on the number of threads.
+fn in_row_chunks(rows: Range<usize>, (width, channels): (usize, usize), compute: impl Fn(Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+    let row_len = width * channels;
+    let mut data = vec![0.0f32; rows.len() * row_len];
+    if data.is_empty() {
+        return data;
+    }
+    let threads = rayon::current_num_threads();
+    // A few chunks per thread, so that a thread busy elsewhere (SeetaFace, under `Both`) is
+    // made up for by the others; never so few rows that a chunk's GEMM gets inefficient.
+    let chunk = rows.len().div_ceil(4 * threads).max(MIN_CHUNK_POSITIONS.div_ceil(width));
+    if threads == 1 || chunk >= rows.len() {
+        // On this thread: handing one chunk to rayon's pool and back costs a wake-up per layer.
+        compute(rows, &mut data);
+        return data;
+    }
+    data.par_chunks_mut(chunk * row_len).enumerate().for_each(|(i, out)| {
+        let start = rows.start + i * chunk;
+        compute(start..start + out.len() / row_len, out);
+    });
+    data
+}
+
 /// A tensor's values as the weights file stores them: most are uint8 codes of an affine map, kept
 /// as such (5.5 MB instead of 22 MB as f32) and decoded layer by layer when the detector runs.
 enum Values {
@@ -170,46 +199,48 @@ impl Layer for Conv {
         let (k, c) = (self.kernel, self.inputs);
         let (height, top) = same_padding(x.height, k, self.stride);
         let (width, left) = same_padding(x.width, k, self.stride);
-        let positions = out_rows.len() * width;
         let patch = k * k * c;
-        let im2col;
-        let rows: &[f32] = if k == 1 && self.stride == 1 {
-            &x.data[(out_rows.start - x.rows.start) * width * c..(out_rows.end - x.rows.start) * width * c]
-        } else {
-            let mut cols = vec![0.0f32; positions * patch];
-            for (row_index, oy) in out_rows.clone().enumerate() {
-                for ox in 0..width {
-                    let row = &mut cols[(row_index * width + ox) * patch..][..patch];
-                    for ky in 0..k {
-                        let iy = (oy * self.stride + ky) as isize - top as isize;
-                        if iy < 0 || iy >= x.height as isize {
-                            continue;
-                        }
-                        for kx in 0..k {
-                            let ix = (ox * self.stride + kx) as isize - left as isize;
-                            if ix < 0 || ix >= x.width as isize {
+        // Decoded once per layer, shared by the chunks.
+        let weights = self.weights.to_f32();
+        let data = in_row_chunks(out_rows.clone(), (width, self.outputs), |chunk_rows, out| {
+            let positions = chunk_rows.len() * width;
+            let im2col;
+            let rows: &[f32] = if k == 1 && self.stride == 1 {
+                &x.data[(chunk_rows.start - x.rows.start) * width * c..(chunk_rows.end - x.rows.start) * width * c]
+            } else {
+                let mut cols = vec![0.0f32; positions * patch];
+                for (row_index, oy) in chunk_rows.enumerate() {
+                    for ox in 0..width {
+                        let row = &mut cols[(row_index * width + ox) * patch..][..patch];
+                        for ky in 0..k {
+                            let iy = (oy * self.stride + ky) as isize - top as isize;
+                            if iy < 0 || iy >= x.height as isize {
                                 continue;
                             }
-                            row[(ky * k + kx) * c..][..c].copy_from_slice(x.pixel(iy as usize, ix as usize, c));
+                            for kx in 0..k {
+                                let ix = (ox * self.stride + kx) as isize - left as isize;
+                                if ix < 0 || ix >= x.width as isize {
+                                    continue;
+                                }
+                                row[(ky * k + kx) * c..][..c].copy_from_slice(x.pixel(iy as usize, ix as usize, c));
+                            }
                         }
                     }
                 }
-            }
-            im2col = cols;
-            &im2col
-        };
-        let mut out = Map { height, width, rows: out_rows, data: vec![0.0; positions * self.outputs] };
-        let weights = self.weights.to_f32();
-        sgemm(positions, patch, self.outputs, rows, row_major(patch), &weights, row_major(self.outputs), 0.0, &mut out.data, row_major(self.outputs));
-        for pixel in out.data.chunks_mut(self.outputs) {
-            for (v, b) in pixel.iter_mut().zip(&self.bias) {
-                *v += b;
-                if self.relu6 {
-                    *v = v.clamp(0.0, 6.0);
+                im2col = cols;
+                &im2col
+            };
+            sgemm(positions, patch, self.outputs, rows, row_major(patch), &weights, row_major(self.outputs), 0.0, out, row_major(self.outputs));
+            for pixel in out.chunks_mut(self.outputs) {
+                for (v, b) in pixel.iter_mut().zip(&self.bias) {
+                    *v += b;
+                    if self.relu6 {
+                        *v = v.clamp(0.0, 6.0);
+                    }
                 }
             }
-        }
-        out
+        });
+        Map { height, width, rows: out_rows, data }
     }
 }
 
@@ -232,32 +263,33 @@ impl Layer for Depthwise {
         let c = self.channels;
         let (height, top) = same_padding(x.height, 3, self.stride);
         let (width, left) = same_padding(x.width, 3, self.stride);
-        let mut data = vec![0.0f32; out_rows.len() * width * c];
-        for (row_index, oy) in out_rows.clone().enumerate() {
-            for ox in 0..width {
-                let acc = &mut data[(row_index * width + ox) * c..][..c];
-                for ky in 0..3 {
-                    let iy = (oy * self.stride + ky) as isize - top as isize;
-                    if iy < 0 || iy >= x.height as isize {
-                        continue;
-                    }
-                    for kx in 0..3 {
-                        let ix = (ox * self.stride + kx) as isize - left as isize;
-                        if ix < 0 || ix >= x.width as isize {
+        let data = in_row_chunks(out_rows.clone(), (width, c), |chunk_rows, data| {
+            for (row_index, oy) in chunk_rows.enumerate() {
+                for ox in 0..width {
+                    let acc = &mut data[(row_index * width + ox) * c..][..c];
+                    for ky in 0..3 {
+                        let iy = (oy * self.stride + ky) as isize - top as isize;
+                        if iy < 0 || iy >= x.height as isize {
                             continue;
                         }
-                        let input = x.pixel(iy as usize, ix as usize, c);
-                        let w = &self.weights[(ky * 3 + kx) * c..][..c];
-                        for ((a, i), w) in acc.iter_mut().zip(input).zip(w) {
-                            *a += i * w;
+                        for kx in 0..3 {
+                            let ix = (ox * self.stride + kx) as isize - left as isize;
+                            if ix < 0 || ix >= x.width as isize {
+                                continue;
+                            }
+                            let input = x.pixel(iy as usize, ix as usize, c);
+                            let w = &self.weights[(ky * 3 + kx) * c..][..c];
+                            for ((a, i), w) in acc.iter_mut().zip(input).zip(w) {
+                                *a += i * w;
+                            }
                         }
                     }
-                }
-                for ((a, s), t) in acc.iter_mut().zip(&self.scale).zip(&self.shift) {
-                    *a = (*a * s + t).clamp(0.0, 6.0);
+                    for ((a, s), t) in acc.iter_mut().zip(&self.scale).zip(&self.shift) {
+                        *a = (*a * s + t).clamp(0.0, 6.0);
+                    }
                 }
             }
-        }
+        });
         Map { height, width, rows: out_rows, data }
     }
 }
@@ -469,21 +501,22 @@ fn input_map(photo: &RgbImage) -> Map {
         let (x, y) = (x.min(last), y.min(last));
         if x < w && y < h { photo.get_pixel(x as u32, y as u32).0.map(f32::from) } else { [0.0; 3] }
     };
-    let mut data = Vec::with_capacity(INPUT_SIZE * INPUT_SIZE * 3);
-    for oy in 0..INPUT_SIZE {
-        let sy = oy as f32 * scale;
-        let (y0, fy) = (sy.floor() as usize, sy.fract());
-        for ox in 0..INPUT_SIZE {
-            let sx = ox as f32 * scale;
-            let (x0, fx) = (sx.floor() as usize, sx.fract());
-            let (a, b, c, d) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
-            for ch in 0..3 {
-                let top = a[ch] + (b[ch] - a[ch]) * fx;
-                let bottom = c[ch] + (d[ch] - c[ch]) * fx;
-                data.push((top + (bottom - top) * fy) / 127.5 - 1.0);
+    let data = in_row_chunks(0..INPUT_SIZE, (INPUT_SIZE, 3), |rows, out| {
+        for (oy, row) in rows.zip(out.chunks_exact_mut(INPUT_SIZE * 3)) {
+            let sy = oy as f32 * scale;
+            let (y0, fy) = (sy.floor() as usize, sy.fract());
+            for (ox, value) in row.chunks_exact_mut(3).enumerate() {
+                let sx = ox as f32 * scale;
+                let (x0, fx) = (sx.floor() as usize, sx.fract());
+                let (a, b, c, d) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
+                for ch in 0..3 {
+                    let top = a[ch] + (b[ch] - a[ch]) * fx;
+                    let bottom = c[ch] + (d[ch] - c[ch]) * fx;
+                    value[ch] = (top + (bottom - top) * fy) / 127.5 - 1.0;
+                }
             }
         }
-    }
+    });
     Map::whole(INPUT_SIZE, INPUT_SIZE, data)
 }
 
@@ -497,6 +530,18 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Layers split their rows over threads (`in_row_chunks`): the scores and boxes of every anchor
+    /// must not depend on how many.
+    #[test]
+    fn every_anchor_is_the_same_on_one_thread_and_on_three() {
+        let detector = SsdDetector::new().unwrap();
+        let photo = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/astronaut.jpg")).unwrap().to_rgb8();
+        let on = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| detector.forward(input_map(&photo)));
+        let ((boxes_1, scores_1), (boxes_3, scores_3)) = (on(1), on(3));
+        assert_eq!(scores_1.len(), 5118);
+        assert!(scores_1 == scores_3 && boxes_1 == boxes_3, "results differ between 1 and 3 threads");
+    }
 
     #[test]
     fn the_banded_first_blocks_compute_exactly_what_whole_maps_do() {
