@@ -6,8 +6,8 @@
 use super::FaceBox;
 use crate::nn::gemm::{row_major, sgemm};
 use anyhow::{bail, Context, Result};
-use rayon::prelude::*;
 use image::RgbImage;
+use rayon::prelude::*;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -131,7 +131,7 @@ fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
 }
 
 /// Output rows `rows` of a layer, `width` positions of `channels` each, computed by `compute(chunk, out)` in
-/// chunks of rows on rayon's threads (one chunk on one thread). A chunk computes its rows with the
+/// chunks of rows on rayon's threads (all at once on this thread when there is one). A chunk computes its rows with the
 /// same arithmetic as the whole would, so the result does not depend on the number of threads.
 fn in_row_chunks(rows: Range<usize>, (width, channels): (usize, usize), compute: impl Fn(Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
     let row_len = width * channels;
@@ -263,10 +263,10 @@ impl Layer for Depthwise {
         let c = self.channels;
         let (height, top) = same_padding(x.height, 3, self.stride);
         let (width, left) = same_padding(x.width, 3, self.stride);
-        let data = in_row_chunks(out_rows.clone(), (width, c), |chunk_rows, data| {
+        let data = in_row_chunks(out_rows.clone(), (width, c), |chunk_rows, out| {
             for (row_index, oy) in chunk_rows.enumerate() {
                 for ox in 0..width {
-                    let acc = &mut data[(row_index * width + ox) * c..][..c];
+                    let acc = &mut out[(row_index * width + ox) * c..][..c];
                     for ky in 0..3 {
                         let iy = (oy * self.stride + ky) as isize - top as isize;
                         if iy < 0 || iy >= x.height as isize {
