@@ -11,6 +11,7 @@
 //! residual(cin->c): [conv3x3 BN ReLU] x2, conv3x3 BN, + shortcut (identity or conv1x1 BN), ReLU
 //! ```
 
+use crate::data::blur::MAX_BLUR_SIGMA;
 use crate::emotion::{FACE_SIZE, NUM_CLASSES};
 use crate::infer::{Dense, FastNetwork, FoldedConv, FoldedStage};
 use crate::nn::conv::{Conv2d, ConvAlgorithm};
@@ -41,10 +42,43 @@ pub struct NetworkConfig {
     pub input_blur_sigma: f32,
 }
 
+/// Widest layer (channels or hidden units) a config may ask for: 8x the paper's widest, and
+/// what bounds the memory a weights file's header can make `load` allocate before its tensors
+/// are checked.
+pub const MAX_WIDTH: usize = 1024;
+/// Each stage halves the 48 px input (48, 24, 12, 6, 3, 1): a sixth would leave no pixel.
+pub const MAX_STAGES: usize = 5;
+
 impl NetworkConfig {
     /// The paper's preset: 552,455 trainable parameters.
     pub fn paper() -> Self {
         NetworkConfig { stem_channels: 32, stage_channels: vec![32, 64, 128], hidden_units: 380, classes: NUM_CLASSES, stage_dropout: 0.1, head_dropout: 0.5, input_blur_sigma: 0.0 }
+    }
+
+    /// Why this config cannot be a network, if it cannot. Configs come from files (a weights
+    /// file's metadata, `train --config`), so this runs before anything is allocated for one.
+    pub fn check(&self) -> Result<(), String> {
+        let widths = std::iter::once(("stem_channels", self.stem_channels)).chain(self.stage_channels.iter().map(|&c| ("stage_channels", c)));
+        for (name, width) in widths.chain([("hidden_units", self.hidden_units)]) {
+            if !(1..=MAX_WIDTH).contains(&width) {
+                return Err(format!("{name} {width} is outside 1..={MAX_WIDTH}"));
+            }
+        }
+        if !(1..=MAX_STAGES).contains(&self.stage_channels.len()) {
+            return Err(format!("{} stages, expected 1 to {MAX_STAGES} (each halves the {FACE_SIZE} px input)", self.stage_channels.len()));
+        }
+        if self.classes != NUM_CLASSES {
+            return Err(format!("{} classes, expected the {NUM_CLASSES} emotions", self.classes));
+        }
+        for (name, p) in [("stage_dropout", self.stage_dropout), ("head_dropout", self.head_dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{name} {p} is outside 0 to 1 (1 excluded)"));
+            }
+        }
+        if !(0.0..=MAX_BLUR_SIGMA).contains(&self.input_blur_sigma) {
+            return Err(format!("input_blur_sigma {} is outside 0..={MAX_BLUR_SIGMA} px", self.input_blur_sigma));
+        }
+        Ok(())
     }
 }
 
@@ -388,6 +422,31 @@ mod tests {
 
     /// Checks every parameter group's analytic gradient against central differences on a small
     /// network (dropout off so the loss is a deterministic function of the parameters).
+    #[test]
+    fn config_check_refuses_what_cannot_be_a_network() {
+        let paper = NetworkConfig::paper();
+        assert_eq!(paper.check(), Ok(()));
+        assert_eq!(NetworkConfig { stage_channels: vec![MAX_WIDTH; MAX_STAGES], hidden_units: MAX_WIDTH, input_blur_sigma: MAX_BLUR_SIGMA, ..paper.clone() }.check(), Ok(()));
+        let refused = [
+            (NetworkConfig { stem_channels: 1 << 40, ..paper.clone() }, "stem_channels"),
+            (NetworkConfig { stem_channels: 0, ..paper.clone() }, "stem_channels"),
+            (NetworkConfig { stage_channels: vec![32, MAX_WIDTH + 1], ..paper.clone() }, "stage_channels"),
+            (NetworkConfig { stage_channels: vec![], ..paper.clone() }, "0 stages"),
+            (NetworkConfig { stage_channels: vec![8; MAX_STAGES + 1], ..paper.clone() }, "6 stages"),
+            (NetworkConfig { hidden_units: usize::MAX, ..paper.clone() }, "hidden_units"),
+            (NetworkConfig { classes: 3, ..paper.clone() }, "3 classes"),
+            (NetworkConfig { stage_dropout: 1.0, ..paper.clone() }, "stage_dropout"),
+            (NetworkConfig { head_dropout: f32::NAN, ..paper.clone() }, "head_dropout"),
+            (NetworkConfig { input_blur_sigma: 1e30, ..paper.clone() }, "input_blur_sigma"),
+            (NetworkConfig { input_blur_sigma: -0.5, ..paper.clone() }, "input_blur_sigma"),
+            (NetworkConfig { input_blur_sigma: f32::NAN, ..paper.clone() }, "input_blur_sigma"),
+        ];
+        for (config, named) in refused {
+            let problem = config.check().expect_err(named);
+            assert!(problem.contains(named), "`{problem}` does not name {named}");
+        }
+    }
+
     #[test]
     fn backward_matches_finite_differences() {
         let config = NetworkConfig { stem_channels: 4, stage_channels: vec![4, 6, 8], hidden_units: 5, classes: 7, stage_dropout: 0.0, head_dropout: 0.0, input_blur_sigma: 0.0 };

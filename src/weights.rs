@@ -103,6 +103,7 @@ impl Network {
     pub fn from_tensor_file(file: &TensorFile) -> Result<Self> {
         let config_json = file.metadata.get(NETWORK_KEY).context("no network config in the file's metadata (not a ferlite weights file?)")?;
         let config: NetworkConfig = serde_json::from_str(config_json).context("unreadable network config")?;
+        config.check().map_err(|problem| anyhow::anyhow!("network config: {problem}"))?;
         let mut net = Network::uninitialized(config);
         let (pl, bl) = (net.param_layout.clone(), net.buffer_layout.clone());
         file.read_layout("", &pl, &mut net.params)?;

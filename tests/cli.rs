@@ -32,7 +32,7 @@ fn assert_clean_error(o: &Output, needles: &[&str]) {
 #[test]
 fn input_blur_must_be_a_sigma_of_zero_or_more_in_every_command() {
     for command in [&["evaluate", "faces.csv"][..], &["train", "--data", "faces.csv"], &["export", "--weights", "out.safetensors"]] {
-        for sigma in ["-1", "NaN", "inf", "three"] {
+        for sigma in ["-1", "NaN", "inf", "1e30", "three"] {
             let arg = format!("--input-blur={sigma}");
             assert_clean_error(&ferlite(&[command, &[arg.as_str()][..]].concat()), &["--input-blur"]);
         }
@@ -184,6 +184,36 @@ fn a_file_that_is_not_a_model_is_a_clean_error() {
     common::blank_face(1).save(&face).unwrap();
     let o = ferlite(&["predict", face.to_str().unwrap(), "--model", fake.to_str().unwrap()]);
     assert_clean_error(&o, &["model.safetensors"]);
+}
+
+/// A weights file is read from its header first: a header asking for an impossible network (here
+/// 10^12 stem channels, which would need petabytes) is refused before anything is allocated.
+#[test]
+fn a_model_whose_header_asks_for_an_impossible_network_is_a_clean_error() {
+    use ferlite::model::{Network, NetworkConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let face = tmp.path().join("f.png");
+    common::blank_face(1).save(&face).unwrap();
+    let paper = NetworkConfig::paper();
+    for (config, named) in [
+        (NetworkConfig { stem_channels: 1_000_000_000_000, ..paper.clone() }, "stem_channels"),
+        (NetworkConfig { input_blur_sigma: 1e30, ..paper.clone() }, "input_blur_sigma"),
+    ] {
+        let mut file = Network::new(paper.clone(), 1).to_tensor_file();
+        file.metadata.insert(ferlite::weights::NETWORK_KEY.into(), serde_json::to_string(&config).unwrap());
+        let model = tmp.path().join(format!("{named}.safetensors"));
+        file.write_atomic(&model).unwrap();
+        let o = ferlite(&["predict", face.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+        assert_clean_error(&o, &[model.file_name().unwrap().to_str().unwrap(), named]);
+    }
+    // The same from a training config, before the run folder is made.
+    let (csv, config, run) = (tmp.path().join("faces.csv"), tmp.path().join("train.json"), tmp.path().join("run"));
+    common::write_csv(&csv, 2, 1);
+    let train = ferlite::train::config::TrainConfig { network: NetworkConfig { hidden_units: 10_000_000_000_000, ..paper }, ..Default::default() };
+    std::fs::write(&config, serde_json::to_string(&train).unwrap()).unwrap();
+    let o = ferlite(&["train", "--config", config.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert_clean_error(&o, &["training config", "hidden_units"]);
+    assert!(!run.exists(), "a refused config made a run folder");
 }
 
 #[test]

@@ -8,16 +8,17 @@ pub mod serve;
 pub mod summary;
 pub mod train;
 
+use ferlite::data::blur::MAX_BLUR_SIGMA;
 use ferlite::data::{BadInput, Split};
 
-/// `--input-blur`'s value (evaluate, train, export): a Gaussian σ in pixels, finite and not
-/// negative (0 is no blur).
+/// `--input-blur`'s value (evaluate, train, export): a Gaussian σ in pixels, 0 (no blur) to
+/// [`MAX_BLUR_SIGMA`].
 pub fn blur_sigma(value: &str) -> Result<f32, String> {
     let sigma: f32 = value.parse().map_err(|e| format!("{e}"))?;
-    if sigma.is_finite() && sigma >= 0.0 {
+    if (0.0..=MAX_BLUR_SIGMA).contains(&sigma) {
         Ok(sigma)
     } else {
-        Err(format!("the blur is a σ of 0 or more pixels, not {sigma}"))
+        Err(format!("the blur is a σ of 0 to {MAX_BLUR_SIGMA} pixels, not {sigma}"))
     }
 }
 

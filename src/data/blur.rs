@@ -5,12 +5,17 @@
 
 use crate::emotion::FACE_SIZE;
 
+/// Largest σ a model or `--input-blur` may ask for: a 16 px Gaussian (a 48 px window either side)
+/// already leaves a 48 px face all but flat.
+pub const MAX_BLUR_SIGMA: f32 = 16.0;
+
 /// Blurs `pixels` (48x48) with a Gaussian of standard deviation `sigma` pixels, edges extended.
-/// `sigma <= 0` returns the face unchanged.
+/// `sigma <= 0` returns the face unchanged; `sigma` above [`MAX_BLUR_SIGMA`] is taken as it.
 pub fn gaussian_blur(pixels: &[u8], sigma: f32) -> Vec<u8> {
-    if sigma <= 0.0 {
+    if sigma.is_nan() || sigma <= 0.0 {
         return pixels.to_vec();
     }
+    let sigma = sigma.min(MAX_BLUR_SIGMA);
     let radius = (3.0 * sigma).ceil() as isize;
     let weights: Vec<f32> = (-radius..=radius).map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp()).collect();
     let total: f32 = weights.iter().sum();

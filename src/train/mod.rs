@@ -70,6 +70,7 @@ impl Trainer {
         if dir.join(checkpoint::CHECKPOINT_FILE).exists() {
             anyhow::bail!("{}: a run already exists here; continue it with `ferlite train --resume {0}` or choose another --out", dir.display());
         }
+        config.network.check().map_err(|problem| anyhow::anyhow!("training config: network: {problem}"))?;
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run folder", dir.display()))?;
         std::fs::write(dir.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?)?;
         let mut network = match &config.init_weights {
