@@ -298,6 +298,24 @@ fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
     assert!((probabilities - 1.0).abs() < 1e-3);
 }
 
+/// A link back up the tree (`sub/back -> ..`) is followed once, not round and round: each image
+/// gives one record and the run succeeds.
+#[cfg(unix)]
+#[test]
+fn a_folder_with_a_link_loop_gives_each_image_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("sub")).unwrap();
+    common::blank_face(90).save(photos.join("a.png")).unwrap();
+    common::blank_face(150).save(photos.join("sub/b.png")).unwrap();
+    std::os::unix::fs::symlink(&photos, photos.join("sub/back")).unwrap();
+    let o = ferlite(&["predict", photos.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files: Vec<String> = stdout(&o).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["file"].as_str().unwrap().to_string()).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("a.png") && files[1].ends_with("sub/b.png"), "{files:?}");
+}
+
 #[test]
 fn animated_gif_gives_one_record_per_frame() {
     use image::codecs::gif::GifEncoder;

@@ -78,6 +78,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     for input in &args.inputs {
         collect_images(input, &mut files);
     }
+    let (files, unlisted): (Vec<_>, Vec<_>) = files.into_iter().partition(Result::is_ok);
+    let (files, unlisted): (Vec<PathBuf>, Vec<(PathBuf, String)>) = (files.into_iter().flatten().collect(), unlisted.into_iter().filter_map(Result::err).collect());
     let format = if args.json { Format::Jsonl } else { args.format };
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("{}: cannot create output file", path.display()))?)),
@@ -89,6 +91,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} (eta {eta}) {msg}").expect("valid template"));
     let single = files.len() == 1;
     let mut failures = 0;
+    for (path, problem) in &unlisted {
+        failures += 1;
+        eprintln!("error: {}: {problem}", path.display());
+        sink.error(path, problem)?;
+    }
     for file in &files {
         let annotate_to = args.annotate.as_ref().map(|target| {
             if single {
@@ -107,8 +114,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     progress.finish_and_clear();
     sink.finish()?;
-    if failures > 0 && files.len() > 1 {
-        eprintln!("{failures} of {} inputs failed", files.len());
+    let inputs = files.len() + unlisted.len();
+    if failures > 0 && inputs > 1 {
+        eprintln!("{failures} of {inputs} inputs failed");
     }
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -222,23 +230,26 @@ impl Sink {
     }
 }
 
-/// A file as given (so a bad one gets its error), or a folder's image files, recursively.
-fn collect_images(path: &Path, out: &mut Vec<PathBuf>) {
+/// A file as given (so a bad one gets its error), or a folder's image files, recursively and in
+/// name order. Links are followed, but not round a loop: a link back to a folder above it is
+/// logged and skipped (its images are listed once already); a folder that cannot be read is an
+/// error entry (the path and why). Either way the walk goes on.
+fn collect_images(path: &Path, out: &mut Vec<Result<PathBuf, (PathBuf, String)>>) {
     if !path.is_dir() {
-        out.push(path.to_path_buf());
+        out.push(Ok(path.to_path_buf()));
         return;
     }
-    let Ok(entries) = std::fs::read_dir(path) else {
-        out.push(path.to_path_buf());
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            collect_images(&p, out);
-        } else if is_image_file(&p) {
-            out.push(p);
+    for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
+        match entry {
+            Ok(entry) if entry.file_type().is_file() && is_image_file(entry.path()) => out.push(Ok(entry.into_path())),
+            Ok(_) => {}
+            Err(e) => {
+                let at = e.path().unwrap_or(path).to_path_buf();
+                match e.loop_ancestor() {
+                    Some(ancestor) => tracing::warn!("{}: a link back to {}, not followed (a loop)", at.display(), ancestor.display()),
+                    None => out.push(Err((at, e.io_error().map_or_else(|| e.to_string(), |io| format!("cannot list: {io}"))))),
+                }
+            }
         }
     }
 }
