@@ -39,6 +39,33 @@ fn input_blur_must_be_a_sigma_of_zero_or_more_in_every_command() {
     }
 }
 
+/// Limits that cannot work (a server that never takes a request, a timeout that overflows, more
+/// threads than the machine can start) are refused by the flag, before anything starts.
+#[test]
+fn impossible_thread_counts_and_serve_limits_are_refused_by_name() {
+    let refused = [
+        (&["--threads", "0", "summary"][..], "--threads"),
+        (&["--threads", "100000", "summary"], "--threads"),
+        (&["serve", "--addr", "127.0.0.1:0", "--concurrency", "0"], "--concurrency"),
+        (&["serve", "--addr", "127.0.0.1:0", "--timeout", "NaN"], "--timeout"),
+        (&["serve", "--addr", "127.0.0.1:0", "--timeout", "1e300"], "--timeout"),
+        (&["serve", "--addr", "127.0.0.1:0", "--timeout=-1"], "--timeout"),
+        (&["serve", "--addr", "127.0.0.1:0", "--max-body-mib", "0"], "--max-body-mib"),
+        (&["serve", "--addr", "127.0.0.1:0", "--max-megapixels", "NaN"], "--max-megapixels"),
+        (&["serve", "--addr", "127.0.0.1:0", "--queue=-3"], "--queue"),
+    ];
+    for (args, flag) in refused {
+        // A server that starts anyway is stopped after 10 s (and the test fails).
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        assert_clean_error(&child.wait_with_output().unwrap(), &[flag]);
+    }
+}
+
 #[test]
 fn min_face_score_leaves_out_the_ssd_faces_under_it() {
     let photo = common::demo_photo_path();

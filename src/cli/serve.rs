@@ -18,21 +18,34 @@ pub struct ServeArgs {
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Largest request body in MiB; larger uploads get 413.
-    #[arg(long, default_value_t = 10.0)]
+    /// Largest request body in MiB (over 0, at most 4096); larger uploads get 413.
+    #[arg(long, default_value_t = 10.0, value_parser = over_zero_at_most(4096.0))]
     max_body_mib: f64,
-    /// Largest image in megapixels; larger get 422 before decoding.
-    #[arg(long, default_value_t = 50.0)]
+    /// Largest image in megapixels (over 0, at most 100, predict's limit too); larger get 422 before decoding.
+    #[arg(long, default_value_t = 50.0, value_parser = over_zero_at_most(100.0))]
     max_megapixels: f64,
-    /// Requests processed at once (default: number of cores).
-    #[arg(long)]
-    concurrency: Option<usize>,
-    /// Requests allowed to wait for a free worker; more get 503 with Retry-After.
-    #[arg(long, default_value_t = 64)]
-    queue: usize,
-    /// Seconds a request may take in all; past it, 503 (or 408 while still uploading).
-    #[arg(long, default_value_t = 30.0)]
+    /// Requests processed at once, 1 to 1024 (default: number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: Option<u16>,
+    /// Requests allowed to wait for a free worker (0 to 1,000,000); more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    queue: u32,
+    /// Seconds a request may take in all (over 0, at most a day); past it, 503 (or 408 while still uploading).
+    #[arg(long, default_value_t = 30.0, value_parser = over_zero_at_most(86_400.0))]
     timeout: f64,
+}
+
+/// A flag's number: finite, over 0 and at most `max` (a limit of 0, NaN or 1e300 is a typo, and
+/// would refuse every request or overflow a duration).
+fn over_zero_at_most(max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |value| {
+        let v: f64 = value.parse().map_err(|e| format!("{e}"))?;
+        if v > 0.0 && v <= max {
+            Ok(v)
+        } else {
+            Err(format!("expected a number over 0 and at most {max}, not {value}"))
+        }
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -40,8 +53,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mib * 1024.0 * 1024.0) as usize,
         max_pixels: (args.max_megapixels * 1e6) as u64,
-        concurrency: args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        queue: args.queue,
+        concurrency: args.concurrency.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), usize::from),
+        queue: args.queue as usize,
         request_timeout: Duration::from_secs_f64(args.timeout),
     };
     // Folded now rather than on the first request, which would otherwise wait for it.
