@@ -71,6 +71,10 @@ impl TensorFile {
             if **shape != spec.shape {
                 bail!("tensor `{name}` has shape {shape:?}, the network expects {:?}", spec.shape);
             }
+            if let Some(bad) = data.iter().find(|v| !v.is_finite()) {
+                // Weights of a diverged run: every prediction would be NaN.
+                bail!("tensor `{name}` holds {bad}: not trained weights");
+            }
             spec.slot.of_mut(values).copy_from_slice(data);
         }
         Ok(())

@@ -243,6 +243,20 @@ fn a_model_whose_header_asks_for_an_impossible_network_is_a_clean_error() {
     assert!(!run.exists(), "a refused config made a run folder");
 }
 
+/// Weights holding NaN (what a diverged run would leave) are refused, naming the tensor, rather
+/// than printing NaN% for every face.
+#[test]
+fn a_model_with_nan_weights_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (face, model) = (tmp.path().join("f.png"), tmp.path().join("nan.safetensors"));
+    common::blank_face(1).save(&face).unwrap();
+    let mut net = ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1);
+    let last = net.params.len() - 1;
+    net.params[last] = f32::NAN;
+    net.save(&model).unwrap();
+    assert_clean_error(&ferlite(&["predict", face.to_str().unwrap(), "--model", model.to_str().unwrap()]), &["nan.safetensors", "head.fc2.bias", "NaN"]);
+}
+
 #[test]
 fn resume_continues_a_stopped_run() {
     let tmp = tempfile::tempdir().unwrap();

@@ -134,3 +134,43 @@ fn resume_without_checkpoint_says_so() {
     let err = Trainer::resume(tmp.path()).err().unwrap().to_string();
     assert!(err.contains("no checkpoint"), "{err}");
 }
+
+/// A run whose loss turns NaN stops at once with an error that says so, and saves nothing of that
+/// epoch: the checkpoint of the epoch before is what `resume` finds.
+#[test]
+fn a_diverged_run_stops_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, val) = (common::synthetic_set(4, 5), common::synthetic_set(2, 6));
+    let mut trainer = Trainer::start(tmp.path(), small_config(2)).unwrap();
+    trainer.progress = false;
+    trainer.state.config.epochs = 1;
+    trainer.run(&train, &val).unwrap();
+    // Epoch 2 from weights ruined as an lr far too high would leave them.
+    trainer.state.config.epochs = 2;
+    trainer.network.params.iter_mut().for_each(|p| *p = f32::NAN);
+    let err = format!("{:#}", trainer.run(&train, &val).unwrap_err());
+    assert!(err.contains("epoch 2, step 1") && err.contains("diverged") && err.contains("checkpoint after epoch 1 is intact"), "{err}");
+    assert_eq!(read_metrics(&tmp.path().join("metrics.jsonl")).unwrap().len(), 1);
+    let resumed = Trainer::resume(tmp.path()).unwrap();
+    assert_eq!(resumed.state.epochs_done, 1);
+    assert!(resumed.network.params.iter().all(|p| p.is_finite()));
+}
+
+/// Settings that cannot train (NaN, negative, a probability over 1) are refused before the run
+/// folder is made.
+#[test]
+fn start_refuses_settings_that_cannot_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nan_lr = small_config(1);
+    nan_lr.lr = f32::NAN;
+    let mut erase = small_config(1);
+    erase.augment.erase_prob = 1.5;
+    let mut smoothing = small_config(1);
+    smoothing.label_smoothing = -0.1;
+    for (config, named) in [(nan_lr, "lr NaN"), (erase, "augment.erase_prob 1.5"), (smoothing, "label_smoothing -0.1")] {
+        let dir = tmp.path().join("run");
+        let err = format!("{:#}", Trainer::start(&dir, config).err().expect(named));
+        assert!(err.contains(named), "{err}");
+        assert!(!dir.exists());
+    }
+}

@@ -61,7 +61,9 @@ pub fn roc_curve(scores: &[f32], positive: &[bool]) -> RocCurve {
     let mut i = 0;
     while i < order.len() {
         let s = scores[order[i]];
-        while i < order.len() && scores[order[i]] == s {
+        // total_cmp, not ==: a NaN score (a diverged model) is equal to itself here, so every
+        // group takes at least its first score and the loop moves on.
+        while i < order.len() && scores[order[i]].total_cmp(&s).is_eq() {
             if positive[order[i]] {
                 tp += 1.0
             } else {
@@ -128,6 +130,14 @@ mod tests {
         assert_eq!((s[1].precision, s[1].recall), (0.5, 1.0));
         assert!((s[1].f1 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!((s[2].precision, s[2].recall, s[2].support), (1.0, 2.0 / 3.0, 3));
+    }
+
+    #[test]
+    fn roc_of_nan_scores_ends() {
+        // A diverged model's probabilities are NaN: one tied group, not an endless loop.
+        let roc = roc_curve(&[f32::NAN, f32::NAN, 0.5], &[true, false, true]);
+        assert_eq!(roc.fpr.len(), 3);
+        assert_eq!((roc.fpr.last(), roc.tpr.last()), (Some(&1.0), Some(&1.0)));
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub fn cross_entropy(logits: &[f32], labels: &[usize], classes: usize, smoothing
                 Some(s) => (1.0 - s.weight) * hard + s.weight * s.probs[i * classes + k],
                 None => hard,
             };
-            loss -= (w * target * p[k].max(1e-12).ln()) as f64;
+            // clamp, not max: a NaN probability (a diverged network) must give a NaN loss, which
+            // the trainer stops on, not the finite ln(1e-12) that max would make of it.
+            loss -= (w * target * p[k].clamp(1e-12, 1.0).ln()) as f64;
             g[k] = w * (p[k] - target);
         }
     }

@@ -86,6 +86,42 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Why this config cannot train a network, if it cannot (a NaN or negative learning rate, a
+    /// probability above 1, ...). Configs come from files and flags; `Trainer` checks before it
+    /// starts or resumes a run.
+    pub fn check(&self) -> Result<(), String> {
+        self.network.check().map_err(|problem| format!("network: {problem}"))?;
+        if self.epochs == 0 || self.batch_size == 0 {
+            return Err("epochs and batch_size must be at least 1".into());
+        }
+        let (o, s, a) = (&self.optimizer, &self.schedule, &self.augment);
+        let ranges = [
+            ("lr", self.lr, 0.0, 10.0, false),
+            ("optimizer.weight_decay", o.weight_decay, 0.0, 1.0, true),
+            ("optimizer.momentum", o.momentum, 0.0, 1.0, true),
+            ("optimizer.beta1", o.beta1, 0.0, 1.0, true),
+            ("optimizer.beta2", o.beta2, 0.0, 1.0, true),
+            ("optimizer.eps", o.eps, 0.0, 1.0, false),
+            ("schedule.warmup_epochs", s.warmup_epochs, 0.0, 1000.0, true),
+            ("schedule.min_lr_ratio", s.min_lr_ratio, 0.0, 1.0, true),
+            ("schedule.plateau_factor", s.plateau_factor, 0.0, 1.0, false),
+            ("label_smoothing", self.label_smoothing, 0.0, 1.0, true),
+            ("augment.max_rotation_deg", a.max_rotation_deg, 0.0, 180.0, true),
+            ("augment.max_shift", a.max_shift, 0.0, 1.0, true),
+            ("augment.max_zoom", a.max_zoom, 0.0, 1.0, true),
+            ("augment.erase_prob", a.erase_prob, 0.0, 1.0, true),
+            ("distillation.weight", self.distillation.as_ref().map_or(1.0, |d| d.weight), 0.0, 1.0, false),
+        ];
+        for (name, value, low, high, low_allowed) in ranges {
+            // NaN fails both comparisons.
+            if !((value > low || (low_allowed && value == low)) && value <= high) {
+                let low_bracket = if low_allowed { "[" } else { "(" };
+                return Err(format!("{name} {value} is outside {low_bracket}{low}, {high}]"));
+            }
+        }
+        Ok(())
+    }
+
     /// Per-class loss weights for these class counts (`None` when unweighted).
     pub fn class_weights(&self, counts: &[usize]) -> Option<Vec<f32>> {
         match self.class_weighting {

@@ -70,7 +70,7 @@ impl Trainer {
         if dir.join(checkpoint::CHECKPOINT_FILE).exists() {
             anyhow::bail!("{}: a run already exists here; continue it with `ferlite train --resume {0}` or choose another --out", dir.display());
         }
-        config.network.check().map_err(|problem| anyhow::anyhow!("training config: network: {problem}"))?;
+        config.check().map_err(|problem| anyhow::anyhow!("training config: {problem}"))?;
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run folder", dir.display()))?;
         std::fs::write(dir.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?)?;
         let mut network = match &config.init_weights {
@@ -88,6 +88,7 @@ impl Trainer {
     /// Continues the run in `dir` from its last checkpoint.
     pub fn resume(dir: &Path) -> Result<Self> {
         let Checkpoint { mut network, optimizer, state } = Checkpoint::load(dir)?;
+        state.config.check().map_err(|problem| anyhow::anyhow!("{}: training config: {problem}", dir.display()))?;
         network.set_conv_algorithm(state.config.conv_algorithm);
         truncate_metrics(&dir.join(METRICS_FILE), state.epochs_done)?;
         tracing::info!("resuming {} after epoch {} of {}", dir.display(), state.epochs_done, state.config.epochs);
@@ -148,6 +149,7 @@ impl Trainer {
         let mut grads = vec![0.0f32; self.network.num_params()];
         let mut lr = 0.0;
         let mut step_in_epoch = 0usize;
+        let mut diverged = None;
 
         for_each_batch(train, &order, config.batch_size, Some(augmentation), |batch| {
             let step = self.state.steps_done;
@@ -156,6 +158,10 @@ impl Trainer {
             let batch_teacher: Option<Vec<f32>> = teacher.map(|t| batch.indices.iter().flat_map(|&i| &t[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]).copied().collect());
             let soft = batch_teacher.as_deref().zip(config.distillation.as_ref()).map(|(probs, d)| SoftTargets { probs, weight: d.weight });
             let out = train_step(&mut self.network, &mut self.optimizer, &mut grads, batch.input, &batch.labels, config.label_smoothing, class_weights, soft, lr, &mut dropout_rng);
+            if !out.loss.is_finite() {
+                diverged = Some((step_in_epoch + 1, out.loss));
+                return false;
+            }
 
             let n = batch.labels.len();
             let predicted = crate::eval::metrics::argmax_rows(&out.probs, NUM_CLASSES);
@@ -170,6 +176,14 @@ impl Trainer {
         });
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if let Some((step, loss)) = diverged {
+            // The weights are ruined; nothing of this epoch is saved, the last checkpoint stands.
+            anyhow::bail!(
+                "epoch {}, step {step}: the training loss is {loss}: the run diverged (learning rate {lr:e}; try a lower --lr). Nothing of this epoch was saved{}",
+                epoch + 1,
+                if epoch > 0 { format!("; the checkpoint after epoch {epoch} is intact") } else { String::new() }
+            );
+        }
 
         let validation = Evaluation::run(&Predictor::new(self.network.clone()), val, Tta::None);
         config.schedule.end_epoch(validation.accuracy as f32, &mut self.state.schedule);
@@ -223,9 +237,6 @@ impl Trainer {
 /// training sees them, so without the teacher's input blur (that is for sharp faces at inference).
 /// Recomputed at every start and resume; deterministic, so a resumed run gets the same targets.
 fn teacher_probabilities(d: &Distillation, train: &FaceSet) -> Result<Vec<f32>> {
-    if !(d.weight > 0.0 && d.weight <= 1.0) {
-        anyhow::bail!("distillation weight {} is outside (0, 1]", d.weight);
-    }
     let mut teacher = Predictor::load(Some(Path::new(&d.teacher))).with_context(|| format!("{}: cannot load the distillation teacher", d.teacher))?;
     teacher.network.config.input_blur_sigma = 0.0;
     let started = Instant::now();
