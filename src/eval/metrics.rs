@@ -61,9 +61,9 @@ pub fn roc_curve(scores: &[f32], positive: &[bool]) -> RocCurve {
     let mut i = 0;
     while i < order.len() {
         let s = scores[order[i]];
-        // total_cmp, not ==: a NaN score (a diverged model) is equal to itself here, so every
-        // group takes at least its first score and the loop moves on.
-        while i < order.len() && scores[order[i]].total_cmp(&s).is_eq() {
+        // NaN scores (a diverged model) count as tied with each other, so every group takes at
+        // least its first score and the loop moves on.
+        while i < order.len() && (scores[order[i]] == s || (s.is_nan() && scores[order[i]].is_nan())) {
             if positive[order[i]] {
                 tp += 1.0
             } else {
