@@ -222,18 +222,18 @@ impl FastNetwork {
             // Fewer images than threads (batch 1: a live frame): split each layer's channels instead,
             // from inside the pool, so that each layer's blocks start on this worker and the others
             // steal them, instead of each layer being handed over from a thread outside the pool.
-            // The other workers are kept awake for the pass: each runs a task that takes the
-            // layers' blocks as they come (`yield_now`) instead of sleeping between layers of
-            // 0.1-0.3 ms and being woken for each one (as ONNX Runtime's spinning workers do).
-            // No more helpers than the widest layer has channel blocks to share out.
+            // For the pass, helper tasks keep the other workers awake, taking the blocks as they
+            // are queued (`yield_now`), rather than sleeping between layers of 0.1-0.3 ms and
+            // being woken for each (ONNX Runtime's workers spin likewise); at most one helper
+            // per channel block of the widest layer.
             let widest = self.stages.iter().map(|s| s.c.cout).chain([self.stem.cout]).max().unwrap_or(1);
             let helpers = (threads - 1).min(widest.div_ceil(Kernel3x3::CHANNEL_BLOCK) - 1);
             let mut ws = Workspace { split: threads, ..Workspace::default() };
             let done = AtomicBool::new(false);
-            // No deadlock: the helpers are the first jobs this worker queues, and idle workers
-            // steal the oldest job first, so no layer block is taken while a helper still waits
-            // in this worker's queue (where this worker could pick it up while waiting on that
-            // block, and spin inside its own pass); a helper that no worker took ends at once.
+            // Why this cannot deadlock: the helpers are the first jobs this worker queues and
+            // thieves take the oldest job first, so a layer block is never stolen while a helper
+            // still sits in this worker's queue, where this worker, waiting for that block, could
+            // pop the helper and spin inside its own pass. A helper no worker took ends at once.
             rayon::scope(|scope| {
                 for _ in 0..helpers {
                     scope.spawn(|_| {

@@ -420,8 +420,6 @@ mod tests {
         assert!(out.data.iter().all(|v| v.is_finite()));
     }
 
-    /// Checks every parameter group's analytic gradient against central differences on a small
-    /// network (dropout off so the loss is a deterministic function of the parameters).
     #[test]
     fn config_check_refuses_what_cannot_be_a_network() {
         let paper = NetworkConfig::paper();
@@ -447,6 +445,8 @@ mod tests {
         }
     }
 
+    /// Checks every parameter group's analytic gradient against central differences on a small
+    /// network (dropout off so the loss is a deterministic function of the parameters).
     #[test]
     fn backward_matches_finite_differences() {
         let config = NetworkConfig { stem_channels: 4, stage_channels: vec![4, 6, 8], hidden_units: 5, classes: 7, stage_dropout: 0.0, head_dropout: 0.0, input_blur_sigma: 0.0 };
