@@ -167,10 +167,30 @@ fn start_refuses_settings_that_cannot_train() {
     erase.augment.erase_prob = 1.5;
     let mut smoothing = small_config(1);
     smoothing.label_smoothing = -0.1;
-    for (config, named) in [(nan_lr, "lr NaN"), (erase, "augment.erase_prob 1.5"), (smoothing, "label_smoothing -0.1")] {
+    let mut momentum = small_config(1);
+    momentum.optimizer.momentum = 1.0;
+    for (config, named) in [(nan_lr, "lr NaN"), (erase, "augment.erase_prob 1.5"), (smoothing, "label_smoothing -0.1"), (momentum, "optimizer.momentum 1")] {
         let dir = tmp.path().join("run");
         let err = format!("{:#}", Trainer::start(&dir, config).err().expect(named));
         assert!(err.contains(named), "{err}");
         assert!(!dir.exists());
     }
+}
+
+/// The committed runs' configs (the README's reproduce commands) still pass the settings check.
+#[test]
+fn the_committed_run_configs_pass_the_settings_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fer2013");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("config.json") {
+            let config: TrainConfig = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            config.check().unwrap_or_else(|problem| panic!("{name}: {problem}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "found {checked} configs in {}", dir.display());
+    TrainConfig::default().check().unwrap();
 }

@@ -95,28 +95,37 @@ impl TrainConfig {
             return Err("epochs and batch_size must be at least 1".into());
         }
         let (o, s, a) = (&self.optimizer, &self.schedule, &self.augment);
-        let ranges = [
-            ("lr", self.lr, 0.0, 10.0, false),
-            ("optimizer.weight_decay", o.weight_decay, 0.0, 1.0, true),
-            ("optimizer.momentum", o.momentum, 0.0, 1.0, true),
-            ("optimizer.beta1", o.beta1, 0.0, 1.0, true),
-            ("optimizer.beta2", o.beta2, 0.0, 1.0, true),
-            ("optimizer.eps", o.eps, 0.0, 1.0, false),
-            ("schedule.warmup_epochs", s.warmup_epochs, 0.0, 1000.0, true),
-            ("schedule.min_lr_ratio", s.min_lr_ratio, 0.0, 1.0, true),
-            ("schedule.plateau_factor", s.plateau_factor, 0.0, 1.0, false),
-            ("label_smoothing", self.label_smoothing, 0.0, 1.0, true),
-            ("augment.max_rotation_deg", a.max_rotation_deg, 0.0, 180.0, true),
-            ("augment.max_shift", a.max_shift, 0.0, 1.0, true),
-            ("augment.max_zoom", a.max_zoom, 0.0, 1.0, true),
-            ("augment.erase_prob", a.erase_prob, 0.0, 1.0, true),
-            ("distillation.weight", self.distillation.as_ref().map_or(1.0, |d| d.weight), 0.0, 1.0, false),
+        // Each check is written so that NaN fails it.
+        let over_zero = [
+            ("lr", self.lr, 10.0),
+            ("optimizer.eps", o.eps, 1.0),
+            ("schedule.plateau_factor", s.plateau_factor, 1.0),
+            ("distillation.weight", self.distillation.as_ref().map_or(1.0, |d| d.weight), 1.0),
         ];
-        for (name, value, low, high, low_allowed) in ranges {
-            // NaN fails both comparisons.
-            if !((value > low || (low_allowed && value == low)) && value <= high) {
-                let low_bracket = if low_allowed { "[" } else { "(" };
-                return Err(format!("{name} {value} is outside {low_bracket}{low}, {high}]"));
+        for (name, value, max) in over_zero {
+            if !(value > 0.0 && value <= max) {
+                return Err(format!("{name} {value} is outside (0, {max}]"));
+            }
+        }
+        let from_zero = [
+            ("optimizer.weight_decay", o.weight_decay, 1.0),
+            ("schedule.warmup_epochs", s.warmup_epochs, 1000.0),
+            ("schedule.min_lr_ratio", s.min_lr_ratio, 1.0),
+            ("label_smoothing", self.label_smoothing, 1.0),
+            ("augment.max_rotation_deg", a.max_rotation_deg, 180.0),
+            ("augment.max_shift", a.max_shift, 1.0),
+            ("augment.max_zoom", a.max_zoom, 1.0),
+            ("augment.erase_prob", a.erase_prob, 1.0),
+        ];
+        for (name, value, max) in from_zero {
+            if !(0.0..=max).contains(&value) {
+                return Err(format!("{name} {value} is outside [0, {max}]"));
+            }
+        }
+        // A momentum or beta of 1 never forgets (and Adam's bias correction divides by zero).
+        for (name, value) in [("optimizer.momentum", o.momentum), ("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(format!("{name} {value} is outside [0, 1)"));
             }
         }
         Ok(())
