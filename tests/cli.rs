@@ -371,11 +371,17 @@ fn animated_gif_gives_one_record_per_frame() {
         encoder.encode_frame(Frame::from_parts(frame, 0, 0, Delay::from_numer_denom_ms(100, 1))).unwrap();
     }
     drop(encoder);
-    let o = ferlite(&["predict", gif.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);
+    let drawn = tmp.path().join("drawn/clip.png");
+    let o = ferlite(&["predict", gif.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json", "--annotate", drawn.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let frames: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(frames.iter().map(|f| f["frame"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
     assert!(frames.iter().all(|f| f["faces"].as_array().unwrap().len() == 1));
+    // --annotate draws each frame into its own file.
+    for frame in 0..3 {
+        let path = tmp.path().join(format!("drawn/clip.frame{frame:04}.png"));
+        assert_eq!(image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).width(), 48);
+    }
 }
 
 /// A PNG whose header says 20000x20000 (400 megapixels) is refused from the header alone: a clear

@@ -45,7 +45,8 @@ pub struct PredictArgs {
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Write each photo with boxes, labels and probability bars drawn on it: to this file for a
-    /// single input, or into this folder (as `<name>.annotated.png`) for several.
+    /// single input, or into this folder (as `<name>.annotated.png`) for several. An animated GIF
+    /// gives one file per frame (`out.png` → `out.frame0000.png`, `out.frame0001.png`, ...).
     #[arg(long, value_name = "PATH")]
     annotate: Option<PathBuf>,
 }
@@ -126,20 +127,31 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
     if is_animated_gif(file) {
         for_each_gif_frame(file, |frame, image| {
             let faces = analyze(predictor, &image, args.face_search(), args.tta)?;
-            progress.suspend(|| sink.faces(file, Some(frame), &faces))
+            progress.suspend(|| sink.faces(file, Some(frame), &faces))?;
+            // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
+            annotate_to.map_or(Ok(()), |out| draw(&image, &faces, &frame_path(out, frame)))
         })?;
         return Ok(());
     }
     let photo = open_image(file)?;
     let faces = analyze(predictor, &photo, args.face_search(), args.tta)?;
     progress.suspend(|| sink.faces(file, None, &faces))?;
-    if let Some(out) = annotate_to {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
-        }
-        annotate_to_file(&photo.to_rgb8(), &faces, out)?;
+    annotate_to.map_or(Ok(()), |out| draw(&photo, &faces, out))
+}
+
+/// `--annotate`: the image with its faces drawn, written to `out` (its folder made if need be).
+fn draw(image: &image::DynamicImage, faces: &[FaceResult], out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
-    Ok(())
+    annotate_to_file(&image.to_rgb8(), faces, out)
+}
+
+/// Where frame `frame` of an animated GIF is drawn when `out` is asked for.
+fn frame_path(out: &Path, frame: usize) -> PathBuf {
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let extension = out.extension().map_or("png".into(), |e| e.to_string_lossy());
+    out.with_file_name(format!("{stem}.frame{frame:04}.{extension}"))
 }
 
 /// Where results go, in the chosen format.
