@@ -11,7 +11,7 @@
 //! residual(cin->c): [conv3x3 BN ReLU] x2, conv3x3 BN, + shortcut (identity or conv1x1 BN), ReLU
 //! ```
 
-use crate::data::blur::MAX_BLUR_SIGMA;
+use crate::data::blur::check_sigma;
 use crate::emotion::{FACE_SIZE, NUM_CLASSES};
 use crate::infer::{Dense, FastNetwork, FoldedConv, FoldedStage};
 use crate::nn::conv::{Conv2d, ConvAlgorithm};
@@ -75,9 +75,7 @@ impl NetworkConfig {
                 return Err(format!("{name} {p} is outside 0 to 1 (1 excluded)"));
             }
         }
-        if !(0.0..=MAX_BLUR_SIGMA).contains(&self.input_blur_sigma) {
-            return Err(format!("input_blur_sigma {} is outside 0..={MAX_BLUR_SIGMA} px", self.input_blur_sigma));
-        }
+        check_sigma(self.input_blur_sigma).map_err(|problem| format!("input_blur_sigma: {problem}"))?;
         Ok(())
     }
 }
@@ -424,7 +422,7 @@ mod tests {
     fn config_check_refuses_what_cannot_be_a_network() {
         let paper = NetworkConfig::paper();
         assert_eq!(paper.check(), Ok(()));
-        assert_eq!(NetworkConfig { stage_channels: vec![MAX_WIDTH; MAX_STAGES], hidden_units: MAX_WIDTH, input_blur_sigma: MAX_BLUR_SIGMA, ..paper.clone() }.check(), Ok(()));
+        assert_eq!(NetworkConfig { stage_channels: vec![MAX_WIDTH; MAX_STAGES], hidden_units: MAX_WIDTH, input_blur_sigma: crate::data::blur::MAX_BLUR_SIGMA, ..paper.clone() }.check(), Ok(()));
         let refused = [
             (NetworkConfig { stem_channels: 1 << 40, ..paper.clone() }, "stem_channels"),
             (NetworkConfig { stem_channels: 0, ..paper.clone() }, "stem_channels"),

@@ -8,18 +8,12 @@ pub mod serve;
 pub mod summary;
 pub mod train;
 
-use ferlite::data::blur::MAX_BLUR_SIGMA;
+use ferlite::data::blur::check_sigma;
 use ferlite::data::{BadInput, Split};
 
-/// `--input-blur`'s value (evaluate, train, export): a Gaussian σ in pixels, 0 (no blur) to
-/// [`MAX_BLUR_SIGMA`].
+/// `--input-blur`'s value (evaluate, train, export): a Gaussian σ in pixels ([`check_sigma`]).
 pub fn blur_sigma(value: &str) -> Result<f32, String> {
-    let sigma: f32 = value.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=MAX_BLUR_SIGMA).contains(&sigma) {
-        Ok(sigma)
-    } else {
-        Err(format!("the blur is a σ of 0 to {MAX_BLUR_SIGMA} pixels, not {sigma}"))
-    }
+    check_sigma(value.parse().map_err(|e| format!("{e}"))?)
 }
 
 /// `--split` / `--usage`, shared by the commands that read labelled data.

@@ -75,12 +75,10 @@ enum Format {
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let predictor = Predictor::load(args.model.as_deref())?;
-    let mut files = Vec::new();
+    let (mut files, mut unlisted) = (Vec::new(), Vec::new());
     for input in &args.inputs {
-        collect_images(input, &mut files);
+        collect_images(input, &mut files, &mut unlisted);
     }
-    let (files, unlisted): (Vec<_>, Vec<_>) = files.into_iter().partition(Result::is_ok);
-    let (files, unlisted): (Vec<PathBuf>, Vec<(PathBuf, String)>) = (files.into_iter().flatten().collect(), unlisted.into_iter().filter_map(Result::err).collect());
     let format = if args.json { Format::Jsonl } else { args.format };
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("{}: cannot create output file", path.display()))?)),
@@ -244,22 +242,22 @@ impl Sink {
 
 /// A file as given (so a bad one gets its error), or a folder's image files, recursively and in
 /// name order. Links are followed, but not round a loop: a link back to a folder above it is
-/// logged and skipped (its images are listed once already); a folder that cannot be read is an
-/// error entry (the path and why). Either way the walk goes on.
-fn collect_images(path: &Path, out: &mut Vec<Result<PathBuf, (PathBuf, String)>>) {
+/// logged and skipped (its images are listed once already); a folder that cannot be read goes
+/// into `unlisted` with why. Either way the walk goes on.
+fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(PathBuf, String)>) {
     if !path.is_dir() {
-        out.push(Ok(path.to_path_buf()));
+        files.push(path.to_path_buf());
         return;
     }
     for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
         match entry {
-            Ok(entry) if entry.file_type().is_file() && is_image_file(entry.path()) => out.push(Ok(entry.into_path())),
+            Ok(entry) if entry.file_type().is_file() && is_image_file(entry.path()) => files.push(entry.into_path()),
             Ok(_) => {}
             Err(e) => {
                 let at = e.path().unwrap_or(path).to_path_buf();
                 match e.loop_ancestor() {
                     Some(ancestor) => tracing::warn!("{}: a link back to {}, not followed (a loop)", at.display(), ancestor.display()),
-                    None => out.push(Err((at, e.io_error().map_or_else(|| e.to_string(), |io| format!("cannot list: {io}"))))),
+                    None => unlisted.push((at, e.io_error().map_or_else(|| e.to_string(), |io| format!("cannot list: {io}")))),
                 }
             }
         }

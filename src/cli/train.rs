@@ -126,9 +126,8 @@ impl TrainArgs {
         if let Some(t) = &self.teacher {
             c.distillation = Some(Distillation { teacher: t.display().to_string(), weight: self.distill_weight });
         }
-        if c.batch_size == 0 || c.epochs == 0 {
-            bail!("--batch-size and --epochs must be at least 1");
-        }
+        // Before --print-config shows it (Trainer::start checks again, for library callers).
+        c.check().map_err(|problem| anyhow::anyhow!("training config: {problem}"))?;
         Ok(c)
     }
 }

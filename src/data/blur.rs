@@ -9,6 +9,16 @@ use crate::emotion::FACE_SIZE;
 /// already leaves a 48 px face all but flat.
 pub const MAX_BLUR_SIGMA: f32 = 16.0;
 
+/// `sigma` if a model may blur its input by it (0, no blur, to [`MAX_BLUR_SIGMA`]), else why not:
+/// the one rule for `--input-blur` and for the σ in a model file's config.
+pub fn check_sigma(sigma: f32) -> Result<f32, String> {
+    if (0.0..=MAX_BLUR_SIGMA).contains(&sigma) {
+        Ok(sigma)
+    } else {
+        Err(format!("σ {sigma} is outside 0..={MAX_BLUR_SIGMA} px"))
+    }
+}
+
 /// Blurs `pixels` (48x48) with a Gaussian of standard deviation `sigma` pixels, edges extended.
 /// `sigma <= 0` returns the face unchanged; `sigma` above [`MAX_BLUR_SIGMA`] is taken as it.
 pub fn gaussian_blur(pixels: &[u8], sigma: f32) -> Vec<u8> {
