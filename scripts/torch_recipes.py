@@ -139,7 +139,9 @@ def _read_gray(path):
 
 
 def gaussian_blur(faces, sigma):
-    """data/blur.rs: separable Gaussian, radius ceil(3 sigma), edges extended, rounded to u8."""
+    """data/blur.rs: separable Gaussian, radius ceil(3 sigma), mirrored about the edge pixels (edges
+    were extended before session 15), rounded to u8. ferlite tops a face's blur up to sigma
+    (`blur_to`); for val/'s sharp faces that is this within a few hundredths of a pixel."""
     if sigma <= 0:
         return faces
     radius = math.ceil(3 * sigma)
@@ -148,7 +150,8 @@ def gaussian_blur(faces, sigma):
     w /= w.sum()
     x = faces.astype(np.float32)
     for axis in (2, 1):
-        idx = np.clip(np.arange(48)[:, None] + d[None, :], 0, 47)
+        idx = np.mod(np.arange(48)[:, None] + d[None, :], 94)
+        idx = np.where(idx < 48, idx, 94 - idx)
         x = np.tensordot(np.take(x, idx, axis=axis), w, axes=([axis + 1], [0]))
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 

@@ -35,9 +35,9 @@ pub struct NetworkConfig {
     pub stage_dropout: f32,
     /// Dropout before the last linear layer.
     pub head_dropout: f32,
-    /// Gaussian blur (σ in pixels) applied to each face before the network at inference, to
-    /// match the sharpness of the training images (`data::blur`); 0 for none. Training batches are
-    /// used as they are.
+    /// The sharpness of the training images as a Gaussian blur (σ in pixels): at inference each
+    /// face is blurred up to it before the network (`data::blur::blur_to`: a sharp face by σ, a
+    /// face already that blurred not at all); 0 for none. Training batches are used as they are.
     #[serde(default)]
     pub input_blur_sigma: f32,
 }

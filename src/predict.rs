@@ -2,7 +2,7 @@
 //! optionally averages test-time-augmented views. Face detection (full photos) feeds it crops.
 
 use crate::data::augment::fixed_view;
-use crate::data::blur::gaussian_blur;
+use crate::data::blur::blur_to;
 use crate::eval::metrics::argmax_rows;
 use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
 use crate::infer::FastNetwork;
@@ -25,13 +25,13 @@ pub const EMBEDDED_MODEL: Option<&[u8]> = Some(include_bytes!("../models/fer2013
 pub enum Tta {
     /// One view: the face as given (the fastest).
     None,
-    /// Two views: the face and its mirror image. The default: on the embedded model +1.6 points
+    /// Two views: the face and its mirror image. The default: on the embedded model +0.7 points
     /// on val/ over one view for twice the network time.
     #[default]
     Flip,
-    /// Ten views: centre and four corner shifts by 2 px, each also mirrored: another +0.1 points
-    /// on val/ over flip (+0.7 before the input blur was re-chosen), for five times its network
-    /// time (~50 ms instead of ~30 ms for `predict` on one face; models/fer2013/README.md).
+    /// Ten views: centre and four corner shifts by 2 px, each also mirrored: on the embedded model
+    /// 0.1 points below flip on val/ (it led by 0.7 on earlier weights and input blurs), for five
+    /// times its network time (models/fer2013/README.md).
     TenCrop,
 }
 
@@ -119,7 +119,7 @@ impl Predictor {
         for (chunk_index, chunk) in faces.chunks(self.batch_size * FACE_PIXELS).enumerate() {
             let m = chunk.len() / FACE_PIXELS;
             // Blur once per face (not per view), in parallel: it costs as much as a small conv layer.
-            let blurred: Vec<u8> = if sigma > 0.0 { chunk.par_chunks(FACE_PIXELS).flat_map_iter(|f| gaussian_blur(f, sigma)).collect() } else { chunk.to_vec() };
+            let blurred: Vec<u8> = if sigma > 0.0 { chunk.par_chunks(FACE_PIXELS).flat_map_iter(|f| blur_to(f, sigma)).collect() } else { chunk.to_vec() };
             for &(flip, dx, dy) in views {
                 let mut input = Tensor::zeros([m, 1, FACE_SIZE, FACE_SIZE]);
                 for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(blurred.chunks(FACE_PIXELS)) {

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["onnx", "weights"])))]
-#[command(after_help = "The ONNX model takes preprocessed faces: [batch, 1, 48, 48] float, Gaussian-blurred with the \
-model's input_blur_sigma and standardised per face (mean 0, std 1); it returns logits [batch, 7] in the order \
+#[command(after_help = "The ONNX model takes preprocessed faces: [batch, 1, 48, 48] float, Gaussian-blurred up to the \
+model's input_blur_sigma (edges mirrored; a face already blurred gets only the rest: ferlite::data::blur::blur_to) \
+and standardised per face (mean 0, std 1); it returns logits [batch, 7] in the order \
 angry, disgust, fear, happy, sad, surprise, neutral. Batch norms are folded into the convolutions.
 
 --weights writes a ferlite weights file, e.g. the embedded model with the input blur chosen on val:

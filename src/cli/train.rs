@@ -55,8 +55,9 @@ pub struct TrainArgs {
     /// Use at most N training faces per class (quick runs).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Blur (Gaussian σ, pixels) applied to faces at inference and validation so that sharp faces
-    /// match the sharpness of the training images (FER2013 train/ here: about 3; see docs/data.md).
+    /// Blur (Gaussian σ, pixels) that faces are blurred up to at inference and validation so that
+    /// sharp faces match the sharpness of the training images (FER2013 train/ here: about 3; see
+    /// docs/data.md).
     #[arg(long, value_name = "SIGMA", value_parser = super::blur_sigma)]
     input_blur: Option<f32>,
     /// Train on the faces as they are (no flips, warps or erasing).
