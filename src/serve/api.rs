@@ -1,6 +1,6 @@
 //! The routes. `POST /v1/predict` takes an image as the raw body (any image Content-Type or
 //! `application/octet-stream`) or as the first file of a `multipart/form-data` form, with query
-//! options `faces=auto|detect|whole` and `tta=none|flip|ten-crop`.
+//! options `faces=auto|detect|whole` and `tta=none|flip|ten-crop|blurs`.
 
 use super::error::ApiError;
 use super::metrics::{RequestLabels, RouteLabels};
@@ -106,7 +106,7 @@ impl Default for PredictQuery {
 async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>, request: Request) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected faces=auto|detect|whole, detector=both|ssd|seeta, min_face_score=0..1 and tta=none|flip|ten-crop", e.body_text())))?;
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected faces=auto|detect|whole, detector=both|ssd|seeta, min_face_score=0..1 and tta=none|flip|ten-crop|blurs", e.body_text())))?;
     let min_ssd_score = check_min_score(query.min_face_score).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: min_face_score: {e}")))?;
     let seconds = state.config.request_timeout.as_secs_f64();
     let body = tokio::time::timeout_at(deadline, image_body(request, state.config.max_body_bytes))
