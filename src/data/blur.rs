@@ -47,7 +47,7 @@ pub fn blur_to(pixels: &[u8], target_sigma: f32) -> Vec<u8> {
 
 /// The σ of the Gaussian blur `pixels` (48x48) already has, relative to a sharp FER2013 test face
 /// (0), from how much of its gradient energy survives a further blur of σ 1: a sharp face keeps
-/// about 28% of it, a face blurred by σ 3 about 88%. Per face the estimate scatters with the
+/// about 27% of it, a face blurred by σ 3 about 90%. Per face the estimate scatters with the
 /// content (on `val/` blurred by σ 2, 80% of faces read 1.7-2.4), so it is for topping a blur up,
 /// not for measuring one. A flat face reads 0.
 pub fn estimate_sigma(pixels: &[u8]) -> f32 {
@@ -65,6 +65,7 @@ pub fn share_kept_by_unit_blur(pixels: &[u8]) -> Option<f32> {
 /// Median share of gradient energy a σ 1 blur keeps, for `val/` faces blurred by σ = 0, 0.25,
 /// ..., 6 with [`gaussian_blur`]: `cargo run --release --example blur_calibration`.
 const KEPT_BY_SIGMA: [f32; 25] = [0.2690, 0.2690, 0.3750, 0.5264, 0.6288, 0.7056, 0.7614, 0.8031, 0.8341, 0.8576, 0.8761, 0.8903, 0.9017, 0.9111, 0.9189, 0.9251, 0.9303, 0.9345, 0.9379, 0.9405, 0.9425, 0.9441, 0.9449, 0.9454, 0.9455];
+/// σ between neighbouring entries of [`KEPT_BY_SIGMA`].
 pub const SIGMA_STEP: f32 = 0.25;
 
 /// σ for a kept share by linear interpolation in [`KEPT_BY_SIGMA`], clamped to its ends.
