@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Copy a folder of class folders of faces, each face Gaussian-blurred: soft faces (like FER2013's
+blurred train/ split, a small face enlarged, a soft webcam) to evaluate ferlite and its peers on.
+
+Usage: python3 scripts/blur_split.py ../shared/data/fer2013/val /tmp/val-blur3 3.0   (needs: pillow numpy)
+
+The blur is ferlite's own (`data/blur.rs`, `gaussian_blur`): separable Gaussian, radius ceil(3 sigma),
+mirrored about the edge pixels, rounded to 0-255; each face is written as JPEG quality 95 under the
+same class folder and file name.
+"""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def gaussian_blur(face, sigma):
+    radius = math.ceil(3 * sigma)
+    d = np.arange(-radius, radius + 1)
+    w = np.exp(-(d * d) / (2 * sigma * sigma))
+    w /= w.sum()
+    x = face.astype(np.float64)
+    for axis in (1, 0):
+        n = x.shape[axis]
+        idx = np.mod(np.arange(n)[:, None] + d[None, :], 2 * (n - 1))
+        idx = np.where(idx < n, idx, 2 * (n - 1) - idx)
+        x = np.tensordot(np.take(x, idx, axis=axis), w, axes=([axis + 1], [0]))
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+src, dst, sigma = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+count = 0
+for path in sorted(src.glob("*/*")):
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        continue
+    out = dst / path.parent.name / (path.stem + ".jpg")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(gaussian_blur(np.asarray(Image.open(path).convert("L")), sigma)).save(out, quality=95)
+    count += 1
+print(f"{count} faces blurred by sigma {sigma} into {dst}")
