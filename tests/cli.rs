@@ -120,6 +120,11 @@ fn train_then_evaluate_writes_report_and_plots() {
     let total: u64 = counts.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(total, 14);
     assert!(report["auc"]["micro"].as_f64().is_some());
+    // How blurred the faces already were, so a reader can tell sharp test faces from soft ones.
+    let blur = &report["present_blur_sigma"];
+    let [p10, median, p90] = ["p10", "median", "p90"].map(|k| blur[k].as_f64().unwrap_or_else(|| panic!("present_blur_sigma.{k}: {blur}")));
+    assert!(0.0 <= p10 && p10 <= median && median <= p90 && p90 <= 6.0, "{blur}");
+    assert!(stdout(&o).contains("the faces' own blur: median σ"), "{}", stdout(&o));
     for png in ["confusion_matrix.png", "roc_curves.png"] {
         let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(img.width() >= 800 && img.height() >= 700, "{png} is {}x{}", img.width(), img.height());

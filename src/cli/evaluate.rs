@@ -1,6 +1,8 @@
 use super::DataArgs;
 use anyhow::Result;
-use ferlite::data;
+use rayon::prelude::*;
+use ferlite::data::{self, blur};
+use ferlite::emotion::FACE_PIXELS;
 use ferlite::eval::Evaluation;
 use ferlite::predict::{Predictor, Tta};
 use serde_json::json;
@@ -28,6 +30,18 @@ pub struct EvaluateArgs {
     data_args: DataArgs,
 }
 
+/// 10th, 50th and 90th percentile of the blur each face already has (`blur::estimate_sigma`), so
+/// a report says whether its faces were sharp like FER2013's test faces or soft like its training
+/// faces; zeros for no faces.
+fn present_blur_percentiles(pixels: &[u8]) -> [f32; 3] {
+    let mut sigmas: Vec<f32> = pixels.par_chunks(FACE_PIXELS).map(blur::estimate_sigma).collect();
+    if sigmas.is_empty() {
+        return [0.0; 3];
+    }
+    sigmas.sort_by(f32::total_cmp);
+    [0.1, 0.5, 0.9].map(|q| sigmas[((sigmas.len() - 1) as f32 * q).round() as usize])
+}
+
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let mut predictor = Predictor::load(args.model.as_deref())?;
     if let Some(sigma) = args.input_blur {
@@ -39,18 +53,28 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
         tracing::warn!("{}: no --usage given, evaluating every row of the CSV", args.data.display());
     }
     let evaluation = Evaluation::run(&predictor, &set, args.tta);
+    let present_blur = present_blur_percentiles(&set.pixels);
     let context = json!({
         "data": args.data.display().to_string(),
         "split": split.map(|s| s.usage()),
         "model": args.model.as_ref().map_or("embedded".to_string(), |m| m.display().to_string()),
         "tta": args.tta,
         "input_blur_sigma": predictor.network.config.input_blur_sigma,
+        "present_blur_sigma": {"p10": present_blur[0], "median": present_blur[1], "p90": present_blur[2]},
         "skipped_bad_inputs": set.skipped,
         "ferlite_version": env!("CARGO_PKG_VERSION"),
     });
     let title = args.data.file_name().map_or("data".into(), |n| n.to_string_lossy().to_string());
     evaluation.write(&args.out, context, &title)?;
     print!("{}", evaluation.table());
+    let target = predictor.network.config.input_blur_sigma;
+    println!(
+        "the faces' own blur: median σ {:.2} (10-90%: {:.2}-{:.2}); each blurred up to σ {target}",
+        present_blur[1], present_blur[0], present_blur[2]
+    );
+    if target > 0.0 && present_blur[1] > target + 0.5 {
+        tracing::warn!("most faces are blurrier (median σ {:.2}) than the model's training faces (σ {target}): expect lower accuracy", present_blur[1]);
+    }
     println!("wrote {}/report.json, confusion_matrix.png, roc_curves.png", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
