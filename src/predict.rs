@@ -34,7 +34,7 @@ pub enum Tta {
     /// times its network time (models/fer2013/README.md).
     TenCrop,
     /// Ten views: the face and its mirror image, each blurred up to five σ around the model's
-    /// (0.8x to 1.2x): on the embedded model +0.6 points on val/ over flip, the most accurate, for
+    /// (0.8x to 1.2x): on the embedded model +0.4 points on val/ over flip, the most accurate, for
     /// five times its network time.
     Blurs,
 }

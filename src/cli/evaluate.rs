@@ -1,10 +1,10 @@
 use super::DataArgs;
 use anyhow::Result;
-use rayon::prelude::*;
 use ferlite::data::{self, blur};
 use ferlite::emotion::FACE_PIXELS;
 use ferlite::eval::Evaluation;
 use ferlite::predict::{Predictor, Tta};
+use rayon::prelude::*;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
