@@ -20,7 +20,7 @@ pub struct EvaluateArgs {
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Test-time augmentation: average the predictions over flipped / shifted views.
+    /// Test-time augmentation: average the predictions over flipped, shifted or re-blurred views.
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
     /// Override the model's input blur (Gaussian σ in pixels; 0 for none), e.g. to choose it on val.

@@ -23,7 +23,7 @@ pub struct PredictArgs {
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Test-time augmentation: average the predictions over flipped / shifted views (`none` is fastest).
+    /// Test-time augmentation: average the predictions over flipped, shifted or re-blurred views (`none` is fastest).
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
