@@ -7,31 +7,16 @@ Usage (needs: pillow numpy):
     python3 scripts/blur_split.py ../shared/data/fer2013/val /tmp/val-blur3 3.0
     python3 scripts/blur_split.py ../shared/data/fer2013/val /tmp/val-24px 24px
 
-`3.0`: ferlite's own blur (`data/blur.rs`, `gaussian_blur`): separable Gaussian, radius ceil(3 sigma),
-mirrored about the edge pixels, rounded to 0-255. `24px`: the face shrunk to 24x24 (box filter, as a
+`3.0`: ferlite's own blur (`data/blur.rs`, `gaussian_blur`; in numpy in `face_blur.py`). `24px`: the face shrunk to 24x24 (box filter, as a
 small face in a photo has only that many pixels) and enlarged back to 48x48 (bicubic, as a detector's
 crop is). Each face is written as JPEG quality 95 under the same class folder and file name.
 """
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
+from face_blur import gaussian_blur
 from PIL import Image
-
-
-def gaussian_blur(face, sigma):
-    radius = math.ceil(3 * sigma)
-    d = np.arange(-radius, radius + 1)
-    w = np.exp(-(d * d) / (2 * sigma * sigma))
-    w /= w.sum()
-    x = face.astype(np.float64)
-    for axis in (1, 0):
-        n = x.shape[axis]
-        idx = np.mod(np.arange(n)[:, None] + d[None, :], 2 * (n - 1))
-        idx = np.where(idx < n, idx, 2 * (n - 1) - idx)
-        x = np.tensordot(np.take(x, idx, axis=axis), w, axes=([axis + 1], [0]))
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def shrink_and_enlarge(face, side):

@@ -26,6 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+# data/blur.rs's blur (edges mirrored since session 15; the logged runs before it extended them).
+# ferlite tops a face's blur up to sigma (`blur_to`); for val/'s sharp faces that is this blur
+# within a few hundredths of a pixel.
+from face_blur import gaussian_blur
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench" / "reference"))
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -136,24 +141,6 @@ def _read_gray(path):
     from PIL import Image
 
     return np.asarray(Image.open(path).convert("L"), dtype=np.uint8).reshape(48, 48)
-
-
-def gaussian_blur(faces, sigma):
-    """data/blur.rs: separable Gaussian, radius ceil(3 sigma), mirrored about the edge pixels (edges
-    were extended before session 15), rounded to u8. ferlite tops a face's blur up to sigma
-    (`blur_to`); for val/'s sharp faces that is this within a few hundredths of a pixel."""
-    if sigma <= 0:
-        return faces
-    radius = math.ceil(3 * sigma)
-    d = np.arange(-radius, radius + 1)
-    w = np.exp(-(d * d) / (2 * sigma * sigma)).astype(np.float32)
-    w /= w.sum()
-    x = faces.astype(np.float32)
-    for axis in (2, 1):
-        idx = np.mod(np.arange(48)[:, None] + d[None, :], 94)
-        idx = np.where(idx < 48, idx, 94 - idx)
-        x = np.tensordot(np.take(x, idx, axis=axis), w, axes=([axis + 1], [0]))
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def standardise(faces):

@@ -1,10 +1,8 @@
 use super::DataArgs;
 use anyhow::Result;
 use ferlite::data::{self, blur};
-use ferlite::emotion::FACE_PIXELS;
 use ferlite::eval::Evaluation;
 use ferlite::predict::{Predictor, Tta};
-use rayon::prelude::*;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,18 +28,6 @@ pub struct EvaluateArgs {
     data_args: DataArgs,
 }
 
-/// 10th, 50th and 90th percentile of the blur each face already has (`blur::estimate_sigma`), so
-/// a report says whether its faces were sharp like FER2013's test faces or soft like its training
-/// faces; zeros for no faces.
-fn present_blur_percentiles(pixels: &[u8]) -> [f32; 3] {
-    let mut sigmas: Vec<f32> = pixels.par_chunks(FACE_PIXELS).map(blur::estimate_sigma).collect();
-    if sigmas.is_empty() {
-        return [0.0; 3];
-    }
-    sigmas.sort_by(f32::total_cmp);
-    [0.1, 0.5, 0.9].map(|q| sigmas[((sigmas.len() - 1) as f32 * q).round() as usize])
-}
-
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let mut predictor = Predictor::load(args.model.as_deref())?;
     if let Some(sigma) = args.input_blur {
@@ -53,7 +39,8 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
         tracing::warn!("{}: no --usage given, evaluating every row of the CSV", args.data.display());
     }
     let evaluation = Evaluation::run(&predictor, &set, args.tta);
-    let present_blur = present_blur_percentiles(&set.pixels);
+    // Whether the faces were sharp like FER2013's test faces or soft like its training faces.
+    let present_blur = blur::estimated_sigma_percentiles(&set.pixels);
     let context = json!({
         "data": args.data.display().to_string(),
         "split": split.map(|s| s.usage()),

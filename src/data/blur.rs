@@ -3,7 +3,8 @@
 //! its test images are sharp (`docs/data.md`); a model trained on the former sees the latter as
 //! out of distribution unless they are blurred the same way first.
 
-use crate::emotion::FACE_SIZE;
+use crate::emotion::{FACE_PIXELS, FACE_SIZE};
+use rayon::prelude::*;
 
 /// Largest σ a model or `--input-blur` may ask for: a 16 px Gaussian (a 48 px window either side)
 /// already leaves a 48 px face all but flat.
@@ -52,6 +53,17 @@ pub fn blur_to(pixels: &[u8], target_sigma: f32) -> Vec<u8> {
 /// not for measuring one. A flat face reads 0.
 pub fn estimate_sigma(pixels: &[u8]) -> f32 {
     share_kept_by_unit_blur(pixels).map_or(0.0, interpolate_sigma)
+}
+
+/// 10th, 50th and 90th percentile of [`estimate_sigma`] over `faces` (48x48 each, face after
+/// face); zeros for no faces.
+pub fn estimated_sigma_percentiles(faces: &[u8]) -> [f32; 3] {
+    let mut sigmas: Vec<f32> = faces.par_chunks(FACE_PIXELS).map(estimate_sigma).collect();
+    if sigmas.is_empty() {
+        return [0.0; 3];
+    }
+    sigmas.sort_by(f32::total_cmp);
+    [0.1, 0.5, 0.9].map(|q| sigmas[((sigmas.len() - 1) as f32 * q).round() as usize])
 }
 
 /// The share of `pixels`' gradient energy (48x48) that a further Gaussian blur of σ 1 keeps;
