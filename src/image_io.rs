@@ -48,9 +48,9 @@ pub fn decode_bytes(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Decod
 
 /// Decodes an image file; errors name the file.
 pub fn open_image(path: &Path) -> Result<DynamicImage, DataError> {
-    let reader = ImageReader::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
     decode(reader, MAX_IMAGE_PIXELS).map_err(|e| match e {
-        DecodeError::Io(source) => DataError::Io { path: path.to_path_buf(), source },
+        DecodeError::Io(error) => DataError::io(path, error),
         other => DataError::BadImage { path: path.to_path_buf(), reason: other.to_string() },
     })
 }
@@ -99,7 +99,7 @@ pub fn is_animated_gif(path: &Path) -> bool {
 /// Frames are decoded one at a time, so memory stays at one frame however long the GIF is.
 pub fn for_each_gif_frame(path: &Path, mut each: impl FnMut(usize, DynamicImage) -> anyhow::Result<()>) -> Result<(), DataError> {
     let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
-    let file = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > MAX_IMAGE_PIXELS {

@@ -197,6 +197,22 @@ fn corrupt_image_in_predict_is_reported_and_others_still_predicted() {
 }
 
 #[test]
+fn missing_file_and_image_too_small_for_a_face_are_clean_errors_in_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nothing-here.jpg");
+    let o = ferlite(&["predict", missing.to_str().unwrap()]);
+    assert_clean_error(&o, &["nothing-here.jpg: not found"]);
+    assert!(!stderr(&o).contains("os error"), "the I/O error, once and plainly: {}", stderr(&o));
+    let tiny = tmp.path().join("tiny.png");
+    image::GrayImage::from_pixel(5, 5, image::Luma([90])).save(&tiny).unwrap();
+    // Taken as given, a 5x5 image cannot be a face; left to ferlite, it holds none.
+    assert_clean_error(&ferlite(&["predict", "--faces", "whole", tiny.to_str().unwrap()]), &["tiny.png", "5x5", "too small"]);
+    let o = ferlite(&["predict", tiny.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("tiny.png: no face found"), "{}", stdout(&o));
+}
+
+#[test]
 fn empty_class_folder_is_a_clean_error() {
     let tmp = tempfile::tempdir().unwrap();
     let model = train_tiny(tmp.path());

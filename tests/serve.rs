@@ -144,6 +144,7 @@ fn every_bad_request_gets_its_status_and_a_json_error() {
     assert_error(post(&predict, "image/png", &truncated), 400, "corrupt");
     assert_error(post(&predict, "image/png", b""), 400, "empty body");
     assert_error(post(&format!("{predict}?faces=sideways"), "image/png", b"x"), 400, "faces");
+    assert_error(post(&format!("{predict}?faces=whole"), "image/png", &png(&GrayImage::new(4, 4))), 422, "too small for a face");
     assert_error(post(&format!("{predict}?min_face_score=1.5"), "image/png", b"x"), 400, "min_face_score");
     let (status, body) = get(&format!("{}/no/such/route", server.url));
     assert_eq!(status, 404, "{body}");

@@ -132,7 +132,7 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
         return Ok(());
     }
     let photo = open_image(file)?;
-    let faces = analyze(predictor, &photo, args.face_search(), args.tta)?;
+    let faces = analyze(predictor, &photo, args.face_search(), args.tta).with_context(|| file.display().to_string())?;
     progress.suspend(|| sink.faces(file, None, &faces))?;
     annotate_to.map_or(Ok(()), |out| draw(&photo, &faces, out))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 const USAGES: [&str; 3] = ["Training", "PublicTest", "PrivateTest"];
 
 pub fn load_csv(path: &Path, split: Option<Split>, bad: BadInput) -> Result<FaceSet, DataError> {
-    let io_err = |e: std::io::Error| DataError::Io { path: path.to_path_buf(), source: e };
+    let io_err = |e: std::io::Error| DataError::io(path, e);
     let file = std::fs::File::open(path).map_err(io_err)?;
     let mut reader = ::csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
     let headers = reader.headers().map_err(|e| csv_error(path, e))?.clone();

@@ -31,7 +31,7 @@ fn split_dir(path: &Path, split: Option<Split>) -> Result<PathBuf, DataError> {
 }
 
 fn subdirs(path: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let entries = std::fs::read_dir(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let entries = std::fs::read_dir(path).map_err(|e| DataError::io(path, e))?;
     let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     Ok(dirs)
@@ -54,7 +54,7 @@ pub fn load_folder(path: &Path, split: Option<Split>, bad: BadInput) -> Result<F
             report(DataError::UnknownClassFolder { path: dir.clone(), name }, bad)?;
             continue;
         };
-        let entries = std::fs::read_dir(&dir).map_err(|e| DataError::Io { path: dir.clone(), source: e })?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))?;
         let mut images: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_image_file(p)).collect();
         if images.is_empty() {
             report(DataError::EmptyClassFolder { path: dir.clone() }, bad)?;

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 pub enum DataError {
     #[error("{path}: not found")]
     NotFound { path: PathBuf },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not `source`: the message already ends with the I/O error, and a source would repeat it in `{:#}`.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}: {problem}")]
     BadRow { path: PathBuf, line: u64, problem: String },
     #[error("{path}: missing column `{column}` in the header (expected emotion,pixels,Usage)")]
@@ -33,6 +34,16 @@ pub enum DataError {
     UnknownClassFolder { path: PathBuf, name: String },
     #[error("{path}: no faces found{hint}")]
     NoFaces { path: PathBuf, hint: String },
+}
+
+impl DataError {
+    /// An I/O error on `path`: [`DataError::NotFound`] when there is nothing there, else [`DataError::Io`].
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::NotFound => DataError::NotFound { path: path.to_path_buf() },
+            _ => DataError::Io { path: path.to_path_buf(), error },
+        }
+    }
 }
 
 /// What to do with a bad CSV row or image.

@@ -5,7 +5,7 @@
 use super::error::ApiError;
 use super::metrics::{RequestLabels, RouteLabels};
 use super::AppState;
-use crate::analyze::{analyze, FaceMode, FaceSearch};
+use crate::analyze::{analyze, FaceMode, FaceSearch, FaceTooSmall};
 use crate::faces::{ssd::check_min_score, Detector};
 use crate::emotion::{EMOTIONS, FACE_SIZE};
 use crate::image_io::{decode_bytes, DecodeError};
@@ -123,7 +123,7 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
         let t0 = Instant::now();
         let photo = decode_bytes(&body, worker_state.config.max_pixels)?;
         let decoded = t0.elapsed();
-        let faces = analyze(&worker_state.predictor, &photo, FaceSearch { mode: query.faces, detector: query.detector, min_ssd_score }, query.tta).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+        let faces = analyze(&worker_state.predictor, &photo, FaceSearch { mode: query.faces, detector: query.detector, min_ssd_score }, query.tta).map_err(analysis_error)?;
         Ok::<_, ApiError>((photo.width(), photo.height(), faces, decoded, t0.elapsed() - decoded))
     });
     let (width, height, faces, decode, inference) = tokio::time::timeout_at(deadline, work)
@@ -137,6 +137,12 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
         "image": { "width": width, "height": height },
         "timing_ms": { "queue": ms(queued), "decode": ms(decode), "inference": ms(inference), "total": ms(started.elapsed()) },
     })))
+}
+
+/// A face too small to classify is the client's image (422); anything else failed on our side.
+fn analysis_error(e: anyhow::Error) -> ApiError {
+    let status = if e.is::<FaceTooSmall>() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::INTERNAL_SERVER_ERROR };
+    ApiError::new(status, format!("{e:#}"))
 }
 
 impl From<DecodeError> for ApiError {
