@@ -166,6 +166,11 @@ fn missing_data_file_is_a_clean_error() {
     let tmp = tempfile::tempdir().unwrap();
     let o = ferlite(&["train", "--data", "/nonexistent/fer2013.csv", "--out", tmp.path().join("r").to_str().unwrap(), "--epochs", "1"]);
     assert_clean_error(&o, &["/nonexistent/fer2013.csv", "not found"]);
+    let photo = common::demo_photo_path();
+    assert_clean_error(&ferlite(&["evaluate", photo.to_str().unwrap()]), &["astronaut.jpg: an image, not a data set", "ferlite predict"]);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_clean_error(&ferlite(&["predict", empty.to_str().unwrap()]), &["empty: no images in this folder"]);
 }
 
 #[test]

@@ -3,7 +3,7 @@ use ferlite::analyze::{analyze, FaceMode, FaceResult, FaceSearch};
 use ferlite::faces::Detector;
 use ferlite::annotate::annotate_to_file;
 use ferlite::emotion::EMOTIONS;
-use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open_image};
+use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open_image, IMAGE_EXTENSIONS};
 use ferlite::predict::{Predictor, Tta};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -249,6 +249,7 @@ fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(Pat
         files.push(path.to_path_buf());
         return;
     }
+    let (files_before, unlisted_before) = (files.len(), unlisted.len());
     for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
         match entry {
             Ok(entry) if entry.file_type().is_file() && is_image_file(entry.path()) => files.push(entry.into_path()),
@@ -261,5 +262,8 @@ fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(Pat
                 }
             }
         }
+    }
+    if files.len() == files_before && unlisted.len() == unlisted_before {
+        unlisted.push((path.to_path_buf(), format!("no images in this folder (looked for .{})", IMAGE_EXTENSIONS.join(", ."))));
     }
 }

@@ -32,6 +32,8 @@ pub enum DataError {
     EmptyClassFolder { path: PathBuf },
     #[error("{path}: `{name}` is not an emotion class (expected one of: {})", EMOTIONS.join(", "))]
     UnknownClassFolder { path: PathBuf, name: String },
+    #[error("{path}: an image, not a data set (a FER2013 CSV or a folder of class folders); `ferlite predict` classifies single images")]
+    ImageNotDataSet { path: PathBuf },
     #[error("{path}: no faces found{hint}")]
     NoFaces { path: PathBuf, hint: String },
 }
@@ -152,6 +154,8 @@ pub fn load(path: &Path, split: Option<Split>, bad: BadInput) -> Result<FaceSet,
     }
     let set = if path.is_dir() {
         folder::load_folder(path, split, bad)?
+    } else if crate::image_io::is_image_file(path) {
+        return Err(DataError::ImageNotDataSet { path: path.to_path_buf() });
     } else {
         csv::load_csv(path, split, bad)?
     };
