@@ -4,6 +4,31 @@
 //! [`nn`] the layers and optimisers it is built from; [`train`] the training loop and checkpoints;
 //! [`eval`] metrics and plots; [`predict`] turns face images into emotions; [`image_io`],
 //! [`faces`] and [`analyze`] take whole photos to per-face emotions; [`serve`] is the HTTP service.
+//!
+//! # Quick start: emotions of every face in a photo
+//!
+//! The trained model is compiled in, so this needs no files but the photo (it is run by `cargo test`):
+//!
+//! ```
+//! use ferlite::analyze::{analyze, FaceSearch};
+//! use ferlite::predict::{Predictor, Tta};
+//!
+//! let predictor = Predictor::load(None)?; // the embedded model; Some(path) for a trained weights file
+//! let photo = ferlite::image_io::open_image("assets/demo/astronaut.jpg".as_ref())?;
+//! let faces = analyze(&predictor, &photo, FaceSearch::default(), Tta::default())?; // largest face first
+//! for face in &faces {
+//!     let b = &face.face_box;
+//!     println!("{}x{} at {},{}: {} ({:.0}%)", b.width, b.height, b.x, b.y, face.prediction.emotion, 100.0 * face.prediction.confidence);
+//! }
+//! assert_eq!(faces[0].prediction.emotion, "happy");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! Frames from a camera or a video call are images too: wrap the buffer with
+//! `image::RgbImage::from_raw(width, height, pixels)` and `image::DynamicImage::ImageRgb8`. Faces
+//! already cropped go straight to [`predict::Predictor::predict`] as 48x48 gray pixels
+//! ([`image_io::face_pixels`] makes them from any image). A [`predict::Predictor`] is `Sync`: share
+//! one across threads.
 
 pub mod analyze;
 pub mod annotate;

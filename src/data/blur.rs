@@ -77,7 +77,7 @@ pub fn share_kept_by_unit_blur(pixels: &[u8]) -> Option<f32> {
 /// Median share of gradient energy a σ 1 blur keeps, for `val/` faces blurred by σ = 0, 0.25,
 /// ..., 6 with [`gaussian_blur`]: `cargo run --release --example blur_calibration`.
 const KEPT_BY_SIGMA: [f32; 25] = [0.2690, 0.2690, 0.3750, 0.5264, 0.6288, 0.7056, 0.7614, 0.8031, 0.8341, 0.8576, 0.8761, 0.8903, 0.9017, 0.9111, 0.9189, 0.9251, 0.9303, 0.9345, 0.9379, 0.9405, 0.9425, 0.9441, 0.9449, 0.9454, 0.9455];
-/// σ between neighbouring entries of [`KEPT_BY_SIGMA`].
+/// σ between neighbouring entries of the calibration table behind [`estimate_sigma`].
 pub const SIGMA_STEP: f32 = 0.25;
 
 /// σ for a kept share by linear interpolation in [`KEPT_BY_SIGMA`], clamped to its ends.
