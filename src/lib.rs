@@ -15,12 +15,11 @@
 //!
 //! let predictor = Predictor::load(None)?; // the embedded model; Some(path) for a trained weights file
 //! let photo = ferlite::image_io::open_image("assets/demo/astronaut.jpg".as_ref())?;
-//! let faces = analyze(&predictor, &photo, FaceSearch::default(), Tta::default())?; // largest face first
+//! let faces = analyze(&predictor, &photo, FaceSearch::default(), Tta::default())?; // largest first
 //! for face in &faces {
-//!     let b = &face.face_box;
-//!     println!("{}x{} at {},{}: {} ({:.0}%)", b.width, b.height, b.x, b.y, face.prediction.emotion, 100.0 * face.prediction.confidence);
+//!     println!("{:?}: {} ({:.0}%)", face.face_box, face.prediction.emotion, 100.0 * face.prediction.confidence);
 //! }
-//! assert_eq!(faces[0].prediction.emotion, "happy");
+//! # assert_eq!((faces.len(), faces[0].prediction.emotion), (1, "happy"));
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
