@@ -124,13 +124,8 @@ impl Winograd3x3 {
         unsafe { to_channels_last(x, cin, (h, w), pw, interior) };
         let (tiles, group_len) = (th * tw, TILE_GROUP * cin);
         let groups = tiles.div_ceil(TILE_GROUP);
+        // Slots of the last group past the last tile are never read (`run` multiplies only tiles).
         v.resize(P * groups * group_len, 0.0);
-        // Slots of the last group past the last tile multiply as zeros.
-        if tiles % TILE_GROUP != 0 {
-            for values in v[(groups - 1) * P * group_len..].chunks_exact_mut(group_len) {
-                values[(tiles - (groups - 1) * TILE_GROUP) * cin..].fill(0.0);
-            }
-        }
         // SAFETY: AVX2 and FMA are present (checked above); reads stay inside `scratch` (a tile's
         // patch rows `4 ty ..= 4 ty + 5 < ph`, columns `< pw`) and writes inside `v` (sized above).
         unsafe { self.transform_input_avx2(scratch, (th, tw), pw, v) }
@@ -197,19 +192,15 @@ impl Winograd3x3 {
                 let u = self.packed[(block * P + p) * cin * CO_TILE..][..cin * CO_TILE].as_ptr();
                 for group in 0..groups {
                     let x = v[(group * P + p) * TILE_GROUP * cin..][..TILE_GROUP * cin].as_ptr();
-                    let mut acc = [[_mm256_setzero_ps(); 2]; TILE_GROUP];
-                    for ci in 0..cin {
-                        let w = [_mm256_loadu_ps(u.add(ci * CO_TILE)), _mm256_loadu_ps(u.add(ci * CO_TILE + 8))];
-                        for (t, acc) in acc.iter_mut().enumerate() {
-                            let b = _mm256_broadcast_ss(&*x.add(t * cin + ci));
-                            acc[0] = _mm256_fmadd_ps(b, w[0], acc[0]);
-                            acc[1] = _mm256_fmadd_ps(b, w[1], acc[1]);
-                        }
-                    }
                     let dst = products.as_mut_ptr().add((p * groups * TILE_GROUP + group * TILE_GROUP) * CO_TILE);
-                    for (t, acc) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
-                        _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
+                    // Only the tiles there are: the last group of stage 3's 9 tiles holds 3.
+                    match (tiles - group * TILE_GROUP).min(TILE_GROUP) {
+                        1 => multiply_tiles::<1>(u, x, cin, dst),
+                        2 => multiply_tiles::<2>(u, x, cin, dst),
+                        3 => multiply_tiles::<3>(u, x, cin, dst),
+                        4 => multiply_tiles::<4>(u, x, cin, dst),
+                        5 => multiply_tiles::<5>(u, x, cin, dst),
+                        _ => multiply_tiles::<TILE_GROUP>(u, x, cin, dst),
                     }
                 }
             }
@@ -250,6 +241,28 @@ impl Winograd3x3 {
     #[cfg(not(target_arch = "x86_64"))]
     unsafe fn run_avx2(&self, _: &[f32], _: (usize, usize), _: Range<usize>, _: &mut [f32], _: &mut [f32]) {
         unreachable!("Winograd3x3::new returns None off x86_64")
+    }
+}
+
+/// One Winograd-domain product for `T` tiles of a group (`x`, `[tile][cin]`) and 16 output channels
+/// (`u`, `[cin][16]`), into `dst` `[tile][16]`: 2T accumulators, the inner loop over input channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn multiply_tiles<const T: usize>(u: *const f32, x: *const f32, cin: usize, dst: *mut f32) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for ci in 0..cin {
+        let w = [_mm256_loadu_ps(u.add(ci * CO_TILE)), _mm256_loadu_ps(u.add(ci * CO_TILE + 8))];
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let b = _mm256_broadcast_ss(&*x.add(t * cin + ci));
+            acc[0] = _mm256_fmadd_ps(b, w[0], acc[0]);
+            acc[1] = _mm256_fmadd_ps(b, w[1], acc[1]);
+        }
+    }
+    for (t, acc) in acc.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
+        _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
     }
 }
 
@@ -384,9 +397,9 @@ mod tests {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        // Sizes that are not multiples of the 4x4 tile, a partial last group of tiles, the paper's
-        // three stages, and the channel split of batch 1.
-        for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (64, 128, 12, 12), (16, 48, 24, 24), (8, 32, 3, 3)] {
+        // Sizes that are not multiples of the 4x4 tile, last groups of 1-5 tiles (4, 3, 1, 2, 5), the
+        // paper's three stages, and the channel split of batch 1.
+        for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (64, 128, 12, 12), (16, 48, 24, 24), (8, 32, 3, 3), (8, 16, 8, 3), (16, 16, 17, 4)] {
             let (x, weight, expected) = random_case(&mut rng, shape);
             let conv = Winograd3x3::new(&weight, cin, cout).unwrap();
             let (mut scratch, mut v) = (Vec::new(), Vec::new());
