@@ -125,7 +125,13 @@ fn train_then_evaluate_writes_report_and_plots() {
     let [p10, median, p90] = ["p10", "median", "p90"].map(|k| blur[k].as_f64().unwrap_or_else(|| panic!("present_blur_sigma.{k}: {blur}")));
     assert!(0.0 <= p10 && p10 <= median && median <= p90 && p90 <= 6.0, "{blur}");
     assert!(stdout(&o).contains("the faces' own blur: median σ"), "{}", stdout(&o));
-    for png in ["confusion_matrix.png", "roc_curves.png"] {
+    // Calibration: every face in one confidence bin, the error between 0 and 1, printed too.
+    let calibration = &report["calibration"];
+    let faces: u64 = calibration["bins"].as_array().unwrap().iter().map(|b| b["faces"].as_u64().unwrap()).sum();
+    assert_eq!((faces, calibration["bins"].as_array().unwrap().len()), (14, 10), "{calibration}");
+    assert!((0.0..=1.0).contains(&calibration["ece"].as_f64().unwrap()), "{calibration}");
+    assert!(stdout(&o).contains("calibration error (ECE)"), "{}", stdout(&o));
+    for png in ["confusion_matrix.png", "roc_curves.png", "calibration.png"] {
         let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(img.width() >= 800 && img.height() >= 700, "{png} is {}x{}", img.width(), img.height());
     }

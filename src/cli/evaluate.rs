@@ -12,7 +12,7 @@ pub struct EvaluateArgs {
     /// Labelled faces: `fer2013.csv` (pick rows with --usage/--split), a folder of class folders,
     /// or a root holding `train/`, `val/`, `test/` (pick one with --split; default test).
     data: PathBuf,
-    /// Folder for report.json, confusion_matrix.png and roc_curves.png.
+    /// Folder for report.json, confusion_matrix.png, roc_curves.png and calibration.png.
     #[arg(long, default_value = "eval")]
     out: PathBuf,
     /// Weights file (default: the model embedded in this binary).
@@ -62,6 +62,6 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     if target > 0.0 && present_blur[1] > target + 0.5 {
         tracing::warn!("most faces are blurrier (median σ {:.2}) than the model's training faces (σ {target}): expect lower accuracy", present_blur[1]);
     }
-    println!("wrote {}/report.json, confusion_matrix.png, roc_curves.png", args.out.display());
+    println!("wrote {}/report.json, confusion_matrix.png, roc_curves.png, calibration.png", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

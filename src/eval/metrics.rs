@@ -1,5 +1,6 @@
 //! Classification metrics from predicted probabilities: accuracy, per-class precision / recall /
-//! F1, confusion matrix, one-vs-rest ROC curves with AUC (ties between scores handled exactly).
+//! F1, confusion matrix, one-vs-rest ROC curves with AUC (ties between scores handled exactly), and
+//! calibration (whether a face given 80% confidence is right 80% of the time).
 
 use serde::Serialize;
 
@@ -108,6 +109,53 @@ pub fn roc_micro(probs: &[f32], labels: &[usize], classes: usize) -> RocCurve {
     roc_curve(probs, &positive)
 }
 
+/// Faces whose top-class confidence fell in `[from, to)` (the last bin includes 1).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CalibrationBin {
+    pub from: f64,
+    pub to: f64,
+    pub faces: usize,
+    /// Mean top-class confidence of those faces (`None` when there are none).
+    pub mean_confidence: Option<f64>,
+    /// Share of them whose top class is the true one.
+    pub accuracy: Option<f64>,
+}
+
+/// Calibration of the top-class confidence: equal-width bins and the expected calibration error
+/// (ECE: the faces-weighted mean of |accuracy − mean confidence| over the bins; Guo et al. 2017).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Calibration {
+    pub ece: f64,
+    pub bins: Vec<CalibrationBin>,
+}
+
+/// Calibration of `probs` (`n * classes`) against `labels` in `bins` equal-width bins.
+pub fn calibration(probs: &[f32], labels: &[usize], classes: usize, bins: usize) -> Calibration {
+    let mut sums = vec![(0usize, 0.0f64, 0usize); bins]; // faces, confidence sum, correct
+    for (row, &label) in probs.chunks(classes).zip(labels) {
+        let top = argmax_rows(row, classes)[0];
+        let confidence = row[top] as f64;
+        let bin = ((confidence * bins as f64) as usize).min(bins - 1);
+        sums[bin].0 += 1;
+        sums[bin].1 += confidence;
+        sums[bin].2 += usize::from(top == label);
+    }
+    let n = labels.len().max(1) as f64;
+    let ece = sums.iter().filter(|b| b.0 > 0).map(|&(_, conf, correct)| (correct as f64 - conf).abs() / n).sum();
+    let bins = sums
+        .iter()
+        .enumerate()
+        .map(|(i, &(faces, conf, correct))| CalibrationBin {
+            from: i as f64 / bins as f64,
+            to: (i + 1) as f64 / bins as f64,
+            faces,
+            mean_confidence: (faces > 0).then(|| conf / faces as f64),
+            accuracy: (faces > 0).then(|| correct as f64 / faces as f64),
+        })
+        .collect();
+    Calibration { ece, bins }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +202,23 @@ mod tests {
         assert_eq!(roc_curve(&[0.9, 0.1], &[true, false]).auc, Some(1.0));
         assert_eq!(roc_curve(&[0.5, 0.5, 0.5], &[true, false, false]).auc, Some(0.5));
         assert_eq!(roc_curve(&[0.5, 0.4], &[true, true]).auc, None);
+    }
+
+    #[test]
+    fn calibration_bins_confidence_and_weighs_the_gaps_by_faces() {
+        // Three faces at 0.95 confidence (two right) and one at 0.55 (wrong), two classes.
+        let probs = [0.95, 0.05, 0.95, 0.05, 0.05, 0.95, 0.55, 0.45];
+        let labels = [0, 0, 0, 1];
+        let c = calibration(&probs, &labels, 2, 10);
+        let (high, mid) = (&c.bins[9], &c.bins[5]);
+        assert_eq!((high.faces, mid.faces, c.bins[0].faces), (3, 1, 0));
+        assert!((high.mean_confidence.unwrap() - 0.95).abs() < 1e-6 && (high.accuracy.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!((mid.accuracy, c.bins[0].accuracy), (Some(0.0), None));
+        // ECE = 3/4 · |2/3 − 0.95| + 1/4 · |0 − 0.55|
+        assert!((c.ece - (0.75 * (0.95 - 2.0 / 3.0) + 0.25 * 0.55)).abs() < 1e-6, "{}", c.ece);
+        // A confidence of exactly 1 falls in the last bin, and right answers at 1.0 are perfectly calibrated.
+        let perfect = calibration(&[1.0, 0.0], &[0], 2, 10);
+        assert_eq!((perfect.bins[9].faces, perfect.ece), (1, 0.0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Evaluation: run a model over labelled faces and report accuracy, per-class scores, the
-//! confusion matrix and ROC/AUC as `report.json`, `confusion_matrix.png` and `roc_curves.png`.
+//! confusion matrix, ROC/AUC and calibration as `report.json`, `confusion_matrix.png`,
+//! `roc_curves.png` and `calibration.png`.
 
 pub mod metrics;
 pub mod plots;
@@ -8,7 +9,7 @@ use crate::data::FaceSet;
 use crate::emotion::{EMOTIONS, NUM_CLASSES};
 use crate::predict::{Predictor, Tta};
 use anyhow::{Context, Result};
-use metrics::{argmax_rows, class_scores, confusion_matrix, roc_micro, roc_per_class, ClassScores, RocCurve};
+use metrics::{argmax_rows, calibration, class_scores, confusion_matrix, roc_micro, roc_per_class, Calibration, ClassScores, RocCurve};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -25,7 +26,12 @@ pub struct Evaluation {
     pub auc_macro: Option<f64>,
     /// Mean cross-entropy of the true class (no smoothing).
     pub loss: f64,
+    /// Top-class confidence against accuracy, in [`CALIBRATION_BINS`] bins.
+    pub calibration: Calibration,
 }
+
+/// Equal-width confidence bins of the calibration report (the usual 10 of the ECE literature).
+pub const CALIBRATION_BINS: usize = 10;
 
 impl Evaluation {
     /// Scores probabilities (`n * 7`) against labels.
@@ -48,6 +54,7 @@ impl Evaluation {
             auc_macro: (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64),
             roc,
             loss,
+            calibration: calibration(probs, labels, NUM_CLASSES, CALIBRATION_BINS),
         }
     }
 
@@ -86,6 +93,7 @@ impl Evaluation {
             "confusion_matrix": { "rows": "true class", "columns": "predicted class", "counts": self.confusion, "normalized": normalized },
             "auc": { "per_class": auc_per_class, "micro": self.roc_micro.auc, "macro": self.auc_macro },
             "roc_curves": { "per_class": curves, "micro": roc_json(&self.roc_micro) },
+            "calibration": self.calibration,
         });
         if let (Value::Object(r), Value::Object(c)) = (&mut report, context) {
             for (k, v) in c {
@@ -95,7 +103,7 @@ impl Evaluation {
         report
     }
 
-    /// Writes `report.json`, `confusion_matrix.png` and `roc_curves.png` into `dir`.
+    /// Writes `report.json`, `confusion_matrix.png`, `roc_curves.png` and `calibration.png` into `dir`.
     pub fn write(&self, dir: &Path, context: Value, title: &str) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         let report = serde_json::to_string_pretty(&self.to_json(context))?;
@@ -104,6 +112,7 @@ impl Evaluation {
         plots::confusion_matrix_png(&dir.join("confusion_matrix.png"), &classes, &self.confusion, &format!("Confusion matrix: {title}"))?;
         let thinned: Vec<RocCurve> = self.roc.iter().map(|r| r.thinned(400)).collect();
         plots::roc_png(&dir.join("roc_curves.png"), &classes, &thinned, &self.roc_micro.thinned(400), &format!("ROC (one-vs-rest): {title}"))?;
+        plots::calibration_png(&dir.join("calibration.png"), &self.calibration, &format!("Calibration: {title}"))?;
         Ok(())
     }
 
@@ -124,6 +133,8 @@ impl Evaluation {
             opt(self.roc_micro.auc),
             opt(self.auc_macro)
         );
+        let confidence = self.calibration.bins.iter().map(|b| b.mean_confidence.unwrap_or(0.0) * b.faces as f64).sum::<f64>() / self.n_images.max(1) as f64;
+        s += &format!("mean confidence {:.1}% against {:.1}% right   calibration error (ECE) {:.3}\n", confidence * 100.0, self.accuracy * 100.0, self.calibration.ece);
         s
     }
 }

@@ -1,8 +1,9 @@
-//! PNG plots of an evaluation: the confusion matrix as a heat map and the ROC curves.
+//! PNG plots of an evaluation: the confusion matrix as a heat map, the ROC curves and the
+//! calibration (reliability) diagram.
 //! Rendered with plotters into memory and written with `image`; the font ships inside the binary
 //! (DejaVu Sans, see `assets/`), so plots look the same on a machine with no fonts installed.
 
-use super::metrics::RocCurve;
+use super::metrics::{Calibration, RocCurve};
 use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
@@ -131,6 +132,57 @@ pub fn roc_png(path: &Path, classes: &[&str], curves: &[RocCurve], micro: &RocCu
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.5))
+            .label_font((FONT, 16))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+}
+
+/// Reliability diagram: per confidence bin, the share right (bar) against the diagonal a calibrated
+/// model would follow, the bin's mean confidence (dot) and how many faces it holds (above the bar).
+pub fn calibration_png(path: &Path, calibration: &Calibration, title: &str) -> Result<()> {
+    render_png(path, (800, 800), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{title} (ECE {:.3})", calibration.ece), (FONT, 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.05)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("confidence of the top class")
+            .y_desc("share of those faces right")
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 18))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let bar = RGBColor(66, 133, 244);
+        let filled = calibration.bins.iter().filter_map(|b| Some((b, b.accuracy?, b.mean_confidence?)));
+        for (b, accuracy, confidence) in filled {
+            let (x0, x1) = (b.from + 0.005, b.to - 0.005);
+            chart.draw_series([Rectangle::new([(x0, 0.0), (x1, accuracy)], bar.mix(0.8).filled())]).map_err(|e| anyhow!("{e}"))?;
+            chart.draw_series([Circle::new((confidence, accuracy), 5, BLACK.filled())]).map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series([Text::new(b.faces.to_string(), ((x0 + x1) / 2.0 - 0.025, accuracy + 0.035), (FONT, 14))])
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5).stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("calibrated")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5).stroke_width(2)));
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(|e| anyhow!("{e}"))?
+            .label("bin's mean confidence; bar: share right; number: faces")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.5))
             .label_font((FONT, 16))
