@@ -100,21 +100,7 @@ fn blue_scale(v: f64) -> RGBColor {
 /// One-vs-rest ROC curve per class plus the micro average, AUC in the legend.
 pub fn roc_png(path: &Path, classes: &[&str], curves: &[RocCurve], micro: &RocCurve, title: &str) -> Result<()> {
     render_png(path, (900, 800), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 24))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("false positive rate")
-            .y_desc("true positive rate")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut chart = rates_chart(root, title, ("false positive rate", "true positive rate"), 1.0)?;
         chart
             .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3).stroke_width(1)))
             .map_err(|e| anyhow!("{e}"))?;
@@ -129,15 +115,7 @@ pub fn roc_png(path: &Path, classes: &[&str], curves: &[RocCurve], micro: &RocCu
                 .label(label)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.5))
-            .label_font((FONT, 16))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
 
@@ -145,21 +123,9 @@ pub fn roc_png(path: &Path, classes: &[&str], curves: &[RocCurve], micro: &RocCu
 /// model would follow, the bin's mean confidence (dot) and how many faces it holds (above the bar).
 pub fn calibration_png(path: &Path, calibration: &Calibration, title: &str) -> Result<()> {
     render_png(path, (800, 800), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("{title} (ECE {:.3})", calibration.ece), (FONT, 24))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.05)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("confidence of the top class")
-            .y_desc("share of those faces right")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let caption = format!("{title} (ECE {:.3})", calibration.ece);
+        // Room above 1.0 for the count over a full bar.
+        let mut chart = rates_chart(root, &caption, ("confidence of the top class", "share of those faces right"), 1.05)?;
         let bar = RGBColor(66, 133, 244);
         let filled = calibration.bins.iter().filter_map(|b| Some((b, b.accuracy?, b.mean_confidence?)));
         for (b, accuracy, confidence) in filled {
@@ -180,14 +146,33 @@ pub fn calibration_png(path: &Path, calibration: &Calibration, title: &str) -> R
             .map_err(|e| anyhow!("{e}"))?
             .label("bin's mean confidence; bar: share right; number: faces")
             .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.5))
-            .label_font((FONT, 16))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
+}
+
+type RatesChart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// Axes for two rates, x in 0-1 and y in 0-`y_max`, with a caption and the axis descriptions.
+fn rates_chart<'a, 'b>(root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>, caption: &str, (x_desc, y_desc): (&str, &str), y_max: f64) -> Result<RatesChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0f64..1.0, 0.0f64..y_max)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style((FONT, 15)).axis_desc_style((FONT, 18)).draw().map_err(|e| anyhow!("{e}"))?;
+    Ok(chart)
+}
+
+/// The labelled series' legend in a framed box at `position`.
+fn draw_legend<'a, 'b: 'a>(chart: &mut RatesChart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.5))
+        .label_font((FONT, 16))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
 }
