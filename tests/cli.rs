@@ -94,6 +94,39 @@ fn train_tiny(dir: &Path) -> std::path::PathBuf {
     run.join("best.safetensors")
 }
 
+/// What a CPU without AVX2 and FMA (or another architecture) runs: the portable kernels, forced
+/// with `FERLITE_SIMD=off`, answer as the SIMD kernels do, on a photo and in a training epoch.
+#[test]
+fn portable_kernels_give_the_simd_kernels_answers() {
+    let ferlite_simd = |simd: &str, args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(args).env("RUST_LOG", "warn").env("FERLITE_SIMD", simd).output().expect("ferlite runs");
+        assert!(o.status.success(), "FERLITE_SIMD={simd} {args:?}: {}", stderr(&o));
+        o
+    };
+    let photo = common::demo_photo_path();
+    let face = |simd| {
+        let json: serde_json::Value = serde_json::from_str(&stdout(&ferlite_simd(simd, &["predict", "--json", photo.to_str().unwrap()]))).unwrap();
+        json["faces"][0].clone()
+    };
+    let (simd, portable) = (face("on"), face("off"));
+    assert_eq!((&simd["box"], &simd["emotion"]), (&portable["box"], &portable["emotion"]));
+    for (class, p) in simd["probabilities"].as_object().unwrap() {
+        let q = portable["probabilities"][class].as_f64().unwrap();
+        assert!((p.as_f64().unwrap() - q).abs() < 1e-4, "{class}: SIMD {p}, portable {q}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("fer2013.csv");
+    common::write_csv(&csv, 4, 2);
+    let epoch = |simd: &str| {
+        let run = tmp.path().join(format!("run-{simd}"));
+        ferlite_simd(simd, &["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1", "--batch-size", "8"]);
+        let log: serde_json::Value = serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+        log["train_loss"].as_f64().unwrap()
+    };
+    let (simd, portable) = (epoch("on"), epoch("off"));
+    assert!((simd - portable).abs() < 1e-4 * simd.abs(), "train loss: SIMD {simd}, portable {portable}");
+}
+
 #[test]
 fn summary_reports_552455_trainable_parameters() {
     let o = ferlite(&["summary"]);

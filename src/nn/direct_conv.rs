@@ -126,8 +126,24 @@ fn padded_plane(h: usize, w: usize) -> usize {
     (h + 2) * (w + 2) + PX_TILE + 2
 }
 
-/// Whether this CPU runs the kernel.
+/// Set to `off` to run the portable kernels (im2col + GEMM) even on a CPU with AVX2 and FMA: what
+/// other CPUs and architectures run, so that path can be checked and timed on this one.
+pub const SIMD_ENV: &str = "FERLITE_SIMD";
+
+/// Whether the AVX2+FMA kernels run here: the CPU has both and [`SIMD_ENV`] is not `off`.
+/// Decided once per process.
 pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let turned_off = std::env::var(SIMD_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+        if turned_off {
+            tracing::info!("{SIMD_ENV}=off: portable kernels (im2col + GEMM) instead of AVX2+FMA");
+        }
+        !turned_off && cpu_has_avx2_fma()
+    })
+}
+
+fn cpu_has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
