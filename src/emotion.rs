@@ -30,14 +30,23 @@ pub fn normalize_pixels(pixels: &[u8], out: &mut [f32]) {
     }
 }
 
-/// The class index for a name such as `"happy"` (case-insensitive).
+/// The class index for a class folder's name: `"happy"` (any case), or FER2013's label number
+/// `"3"` (folders made from the CSV's `emotion` column).
 pub fn emotion_index(name: &str) -> Option<usize> {
-    EMOTIONS.iter().position(|e| e.eq_ignore_ascii_case(name))
+    let by_number = name.parse::<usize>().ok().filter(|&i| i < EMOTIONS.len() && name.len() == 1);
+    by_number.or_else(|| EMOTIONS.iter().position(|e| e.eq_ignore_ascii_case(name)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_folders_are_named_by_emotion_or_by_label_number() {
+        assert_eq!([emotion_index("happy"), emotion_index("Happy"), emotion_index("3")], [Some(3); 3]);
+        assert_eq!([emotion_index("0"), emotion_index("6"), emotion_index("neutral")], [Some(0), Some(6), Some(6)]);
+        assert_eq!([emotion_index("7"), emotion_index("03"), emotion_index("-1"), emotion_index("joy")], [None; 4]);
+    }
 
     #[test]
     fn normalised_face_has_zero_mean_and_unit_std() {

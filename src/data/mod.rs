@@ -30,7 +30,7 @@ pub enum DataError {
     BadImage { path: PathBuf, reason: String },
     #[error("{path}: class folder has no images")]
     EmptyClassFolder { path: PathBuf },
-    #[error("{path}: `{name}` is not an emotion class (expected one of: {})", EMOTIONS.join(", "))]
+    #[error("{path}: `{name}` is not an emotion class (expected one of: {}, or their label numbers 0-6)", EMOTIONS.join(", "))]
     UnknownClassFolder { path: PathBuf, name: String },
     #[error("{path}: an image, not a data set (a FER2013 CSV or a folder of class folders); `ferlite predict` classifies single images")]
     ImageNotDataSet { path: PathBuf },
