@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum FaceMode {
     /// Images of 8 to 96 px on both sides are taken as one face crop; larger ones go through the
-    /// detector, and smaller ones hold no face.
+    /// detector, and smaller or blank (one grey) ones hold no face.
     #[default]
     Auto,
     /// Always run the face detector.
@@ -29,6 +29,18 @@ pub const CROP_MAX_SIDE: u32 = 96;
 /// Smallest side of an image classified as a face. FER2013's val faces shrunk to 8 px and enlarged
 /// again still score 43% (chance is 25%; 12 px: 56%, 48 px: 60%); a 1x1 or 5x200 image is no face.
 pub const MIN_FACE_SIDE: u32 = 8;
+
+/// Grey-level standard deviation (0-255) at or under which a crop-sized image is blank, not a face
+/// (FER2013's faces average 39-54; a single-colour image has 0).
+pub const BLANK_MAX_STD: f64 = 1.0;
+
+fn is_blank(photo: &DynamicImage) -> bool {
+    let gray = photo.to_luma8();
+    let n = gray.len().max(1) as f64;
+    let mean = gray.iter().map(|&p| p as f64).sum::<f64>() / n;
+    let variance = gray.iter().map(|&p| (p as f64 - mean).powi(2)).sum::<f64>() / n;
+    variance.sqrt() <= BLANK_MAX_STD
+}
 
 /// An image given as one face (`--faces whole`) that cannot be one.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +83,7 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, search: FaceSearch, 
         FaceMode::Whole if !face_sized => return Err(FaceTooSmall { width, height }.into()),
         FaceMode::Whole => true,
         FaceMode::Detect => false,
-        FaceMode::Auto => face_sized && width.max(height) <= CROP_MAX_SIDE,
+        FaceMode::Auto => face_sized && width.max(height) <= CROP_MAX_SIDE && !is_blank(photo),
     };
     let (boxes, predictions) = if whole {
         (vec![FaceBox::whole(photo.width(), photo.height())], predictor.predict(&face_pixels(photo), tta))

@@ -232,7 +232,7 @@ fn corrupt_image_in_predict_is_reported_and_others_still_predicted() {
     let tmp = tempfile::tempdir().unwrap();
     let model = train_tiny(tmp.path());
     let good = tmp.path().join("good.png");
-    common::blank_face(120).save(&good).unwrap();
+    common::plain_crop(120).save(&good).unwrap();
     let bad = tmp.path().join("broken.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff garbage").unwrap();
     let o = ferlite(&["predict", good.to_str().unwrap(), bad.to_str().unwrap(), "--model", model.to_str().unwrap()]);
@@ -241,7 +241,7 @@ fn corrupt_image_in_predict_is_reported_and_others_still_predicted() {
 }
 
 #[test]
-fn missing_file_and_image_too_small_for_a_face_are_clean_errors_in_predict() {
+fn missing_file_and_images_too_small_or_blank_for_a_face_in_predict() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nothing-here.jpg");
     let o = ferlite(&["predict", missing.to_str().unwrap()]);
@@ -251,9 +251,16 @@ fn missing_file_and_image_too_small_for_a_face_are_clean_errors_in_predict() {
     image::GrayImage::from_pixel(5, 5, image::Luma([90])).save(&tiny).unwrap();
     // Taken as given, a 5x5 image cannot be a face; left to ferlite, it holds none.
     assert_clean_error(&ferlite(&["predict", "--faces", "whole", tiny.to_str().unwrap()]), &["tiny.png", "5x5", "too small"]);
-    let o = ferlite(&["predict", tiny.to_str().unwrap()]);
+    // Nor does a blank face-sized image (it used to get a confident emotion), unless it is insisted on.
+    let blank = tmp.path().join("blank.png");
+    image::GrayImage::from_pixel(48, 48, image::Luma([90])).save(&blank).unwrap();
+    let o = ferlite(&["predict", tiny.to_str().unwrap(), blank.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("tiny.png: no face found"), "{}", stdout(&o));
+    for name in ["tiny.png", "blank.png"] {
+        assert!(stdout(&o).contains(&format!("{name}: no face found")), "{}", stdout(&o));
+    }
+    let o = ferlite(&["predict", "--faces", "whole", blank.to_str().unwrap()]);
+    assert!(o.status.success() && stdout(&o).contains("blank.png: "), "{}", stderr(&o));
 }
 
 #[test]
@@ -273,7 +280,7 @@ fn a_file_that_is_not_a_model_is_a_clean_error() {
     let fake = tmp.path().join("model.safetensors");
     std::fs::write(&fake, b"not weights").unwrap();
     let face = tmp.path().join("f.png");
-    common::blank_face(1).save(&face).unwrap();
+    common::plain_crop(1).save(&face).unwrap();
     let o = ferlite(&["predict", face.to_str().unwrap(), "--model", fake.to_str().unwrap()]);
     assert_clean_error(&o, &["model.safetensors"]);
 }
@@ -285,7 +292,7 @@ fn a_model_whose_header_asks_for_an_impossible_network_is_a_clean_error() {
     use ferlite::model::{Network, NetworkConfig};
     let tmp = tempfile::tempdir().unwrap();
     let face = tmp.path().join("f.png");
-    common::blank_face(1).save(&face).unwrap();
+    common::plain_crop(1).save(&face).unwrap();
     let paper = NetworkConfig::paper();
     for (config, named) in [
         (NetworkConfig { stem_channels: 1_000_000_000_000, ..paper.clone() }, "stem_channels"),
@@ -314,7 +321,7 @@ fn a_model_whose_header_asks_for_an_impossible_network_is_a_clean_error() {
 fn a_model_with_nan_weights_is_a_clean_error() {
     let tmp = tempfile::tempdir().unwrap();
     let (face, model) = (tmp.path().join("f.png"), tmp.path().join("nan.safetensors"));
-    common::blank_face(1).save(&face).unwrap();
+    common::plain_crop(1).save(&face).unwrap();
     let mut net = ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1);
     let last = net.params.len() - 1;
     net.params[last] = f32::NAN;
@@ -385,8 +392,8 @@ fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
     common::untrained_model(&model);
     let photos = tmp.path().join("photos");
     std::fs::create_dir_all(photos.join("day2")).unwrap();
-    common::blank_face(90).save(photos.join("a.png")).unwrap();
-    common::blank_face(160).save(photos.join("day2/b.png")).unwrap();
+    common::plain_crop(90).save(photos.join("a.png")).unwrap();
+    common::plain_crop(160).save(photos.join("day2/b.png")).unwrap();
     std::fs::write(photos.join("day2/broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
     let csv = tmp.path().join("out.csv");
     let o = ferlite(&["predict", photos.to_str().unwrap(), "--model", model.to_str().unwrap(), "--format", "csv", "--output", csv.to_str().unwrap()]);
@@ -412,8 +419,8 @@ fn a_folder_with_a_link_loop_gives_each_image_once() {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     std::fs::create_dir_all(photos.join("sub")).unwrap();
-    common::blank_face(90).save(photos.join("a.png")).unwrap();
-    common::blank_face(150).save(photos.join("sub/b.png")).unwrap();
+    common::plain_crop(90).save(photos.join("a.png")).unwrap();
+    common::plain_crop(150).save(photos.join("sub/b.png")).unwrap();
     std::os::unix::fs::symlink(&photos, photos.join("sub/back")).unwrap();
     let o = ferlite(&["predict", photos.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -425,14 +432,14 @@ fn a_folder_with_a_link_loop_gives_each_image_once() {
 #[test]
 fn animated_gif_gives_one_record_per_frame() {
     use image::codecs::gif::GifEncoder;
-    use image::{Delay, Frame, RgbaImage};
+    use image::{Delay, Frame};
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("m.safetensors");
     common::untrained_model(&model);
     let gif = tmp.path().join("clip.gif");
     let mut encoder = GifEncoder::new(std::fs::File::create(&gif).unwrap());
     for value in [40u8, 120, 200] {
-        let frame = RgbaImage::from_pixel(48, 48, image::Rgba([value, value, value, 255]));
+        let frame = image::DynamicImage::ImageLuma8(common::plain_crop(value)).to_rgba8();
         encoder.encode_frame(Frame::from_parts(frame, 0, 0, Delay::from_numer_denom_ms(100, 1))).unwrap();
     }
     drop(encoder);

@@ -68,8 +68,10 @@ pub fn write_folders(root: &Path, split: &str, per_class: usize, seed: u64) {
     }
 }
 
-pub fn blank_face(value: u8) -> GrayImage {
-    GrayImage::from_pixel(48, 48, Luma([value]))
+/// A 48x48 crop around grey level `shade` with a diagonal gradient: taken as a face crop by
+/// `predict` (a single-grey image is blank, no face), for tests of plumbing, not of emotions.
+pub fn plain_crop(shade: u8) -> GrayImage {
+    GrayImage::from_fn(48, 48, |x, y| Luma([(shade as i32 + (x + y) as i32 / 2 - 24).clamp(0, 255) as u8]))
 }
 
 /// Weights of an untrained paper network: a valid model file for tests of plumbing, not accuracy.
