@@ -26,7 +26,7 @@ pub struct PredictArgs {
     /// Test-time augmentation: average the predictions over flipped, shifted or re-blurred views (`none` is fastest).
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
-    /// Where the faces are: found by the detector, or the whole image is one (`auto` decides by size).
+    /// Where the faces are: found by the detector, or the whole image is one (`auto` decides by size and content).
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
     /// Face detector for photos: `both` (merged), `ssd` (face-api's: turned and partly hidden faces too), `seeta` (frontal, fastest).
