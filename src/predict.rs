@@ -2,7 +2,7 @@
 //! optionally averages test-time-augmented views. Face detection (full photos) feeds it crops.
 
 use crate::data::augment::fixed_view;
-use crate::data::blur::blur_to;
+use crate::data::blur::{estimate_sigma, top_up};
 use crate::eval::metrics::argmax_rows;
 use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
 use crate::infer::FastNetwork;
@@ -142,11 +142,17 @@ impl Predictor {
         let mut sums = vec![0.0f32; n * NUM_CLASSES];
         for (chunk_index, chunk) in faces.chunks(self.batch_size * FACE_PIXELS).enumerate() {
             let m = chunk.len() / FACE_PIXELS;
+            // The blur each face already has, estimated once for all the blurs of its views.
+            let present: Vec<f32> = if sigma > 0.0 { chunk.par_chunks(FACE_PIXELS).map(estimate_sigma).collect() } else { Vec::new() };
             for same_blur in views.chunk_by(|a, b| a.blur_scale == b.blur_scale) {
                 // Blur once per face and blur (not per view), in parallel: it costs as much as a
                 // small conv layer.
                 let target = sigma * same_blur[0].blur_scale;
-                let blurred: Vec<u8> = if target > 0.0 { chunk.par_chunks(FACE_PIXELS).flat_map_iter(|f| blur_to(f, target)).collect() } else { chunk.to_vec() };
+                let blurred: Vec<u8> = if target > 0.0 {
+                    chunk.par_chunks(FACE_PIXELS).zip(&present).flat_map_iter(|(f, &p)| top_up(f, p, target)).collect()
+                } else {
+                    chunk.to_vec()
+                };
                 for &View { mirror, dx, dy, .. } in same_blur {
                     let mut input = Tensor::zeros([m, 1, FACE_SIZE, FACE_SIZE]);
                     for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(blurred.chunks(FACE_PIXELS)) {

@@ -42,7 +42,12 @@ pub fn blur_to(pixels: &[u8], target_sigma: f32) -> Vec<u8> {
     if target_sigma.is_nan() || target_sigma <= 0.0 {
         return pixels.to_vec();
     }
-    let present = estimate_sigma(pixels);
+    top_up(pixels, estimate_sigma(pixels), target_sigma)
+}
+
+/// [`blur_to`] for a face whose present blur is already estimated (`present`, from
+/// [`estimate_sigma`]): for several targets, the estimate is made once.
+pub fn top_up(pixels: &[u8], present: f32, target_sigma: f32) -> Vec<u8> {
     gaussian_blur(pixels, (target_sigma * target_sigma - present * present).max(0.0).sqrt())
 }
 
