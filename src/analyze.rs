@@ -3,6 +3,7 @@
 //! readers all go through [`analyze`], so a photo gives the same answer whichever way it arrives.
 
 use crate::faces::{Detector, FaceBox, FRAMING_SCALES};
+use crate::emotion::pixel_mean_std;
 use crate::image_io::face_pixels;
 use crate::predict::{Prediction, Predictor, Tta};
 use anyhow::Result;
@@ -32,14 +33,10 @@ pub const MIN_FACE_SIDE: u32 = 8;
 
 /// Grey-level standard deviation (0-255) at or under which a crop-sized image is blank, not a face
 /// (FER2013's faces average 39-54; a single-colour image has 0).
-pub const BLANK_MAX_STD: f64 = 1.0;
+pub const BLANK_MAX_STD: f32 = 1.0;
 
 fn is_blank(photo: &DynamicImage) -> bool {
-    let gray = photo.to_luma8();
-    let n = gray.len().max(1) as f64;
-    let mean = gray.iter().map(|&p| p as f64).sum::<f64>() / n;
-    let variance = gray.iter().map(|&p| (p as f64 - mean).powi(2)).sum::<f64>() / n;
-    variance.sqrt() <= BLANK_MAX_STD
+    pixel_mean_std(&photo.to_luma8()).1 * 255.0 <= BLANK_MAX_STD
 }
 
 /// An image given as one face (`--faces whole`) that cannot be one.

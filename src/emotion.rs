@@ -21,13 +21,19 @@ pub const MIN_PIXEL_STD: f32 = 1.0 / 64.0;
 /// a photo's exposure and contrast; FER2013's training images here also have lower contrast than
 /// its test images (see `docs/data.md`).
 pub fn normalize_pixels(pixels: &[u8], out: &mut [f32]) {
-    let n = pixels.len().max(1) as f32;
-    let mean = pixels.iter().map(|&p| p as f32).sum::<f32>() / n / 255.0;
-    let var = pixels.iter().map(|&p| (p as f32 / 255.0 - mean).powi(2)).sum::<f32>() / n;
-    let std = var.sqrt().max(MIN_PIXEL_STD);
+    let (mean, std) = pixel_mean_std(pixels);
+    let std = std.max(MIN_PIXEL_STD);
     for (o, &p) in out.iter_mut().zip(pixels) {
         *o = (p as f32 / 255.0 - mean) / std;
     }
+}
+
+/// Mean and standard deviation of 8-bit pixels on a 0-1 scale (0 for none).
+pub fn pixel_mean_std(pixels: &[u8]) -> (f32, f32) {
+    let n = pixels.len().max(1) as f32;
+    let mean = pixels.iter().map(|&p| p as f32).sum::<f32>() / n / 255.0;
+    let var = pixels.iter().map(|&p| (p as f32 / 255.0 - mean).powi(2)).sum::<f32>() / n;
+    (mean, var.sqrt())
 }
 
 /// The class index for a class folder's name: `"happy"` (any case), or FER2013's label number
