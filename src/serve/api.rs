@@ -106,7 +106,10 @@ impl Default for PredictQuery {
 async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>, request: Request) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected faces=auto|detect|whole, detector=both|ssd|seeta, min_face_score=0..1 and tta=none|flip|ten-crop|blurs", e.body_text())))?;
+    let Query(query) = query.map_err(|e| {
+        let expected = format!("faces={}, detector={}, min_face_score=0..1 and tta={}", choices::<FaceMode>(), choices::<Detector>(), choices::<Tta>());
+        ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected {expected}", e.body_text()))
+    })?;
     let min_ssd_score = check_min_score(query.min_face_score).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: min_face_score: {e}")))?;
     let seconds = state.config.request_timeout.as_secs_f64();
     let body = tokio::time::timeout_at(deadline, image_body(request, state.config.max_body_bytes))
@@ -137,6 +140,11 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
         "image": { "width": width, "height": height },
         "timing_ms": { "queue": ms(queued), "decode": ms(decode), "inference": ms(inference), "total": ms(started.elapsed()) },
     })))
+}
+
+/// A query option's values, `a|b|c`: the CLI's names, which the query's serde names equal (kebab-case).
+fn choices<T: clap::ValueEnum>() -> String {
+    T::value_variants().iter().filter_map(|v| Some(v.to_possible_value()?.get_name().to_string())).collect::<Vec<_>>().join("|")
 }
 
 /// A face too small to classify is the client's image (422); anything else failed on our side.
