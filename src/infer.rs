@@ -10,7 +10,7 @@ use crate::emotion::{FACE_PIXELS, FACE_SIZE};
 use crate::nn::conv::im2col_3x3;
 use crate::nn::direct_conv::DirectConv3x3;
 use crate::nn::gemm::{row_major, sgemm, transposed};
-use crate::nn::winograd::Winograd3x3;
+use crate::nn::winograd::{Precision, Winograd3x3};
 use crate::nn::Tensor;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,8 +41,10 @@ enum Kernel3x3 {
 }
 
 impl Kernel3x3 {
-    fn new(weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
-        Winograd3x3::new(weight, cin, cout).map(Kernel3x3::Winograd).or_else(|| DirectConv3x3::new(weight, cin, cout).map(Kernel3x3::Direct))
+    fn new(weight: &[f32], cin: usize, cout: usize, precision: Precision) -> Option<Self> {
+        Winograd3x3::with_precision(weight, cin, cout, precision)
+            .map(Kernel3x3::Winograd)
+            .or_else(|| DirectConv3x3::new(weight, cin, cout).map(Kernel3x3::Direct))
     }
 
     const CHANNEL_BLOCK: usize = DirectConv3x3::CHANNEL_BLOCK;
@@ -123,8 +125,16 @@ struct Workspace {
 impl FoldedConv {
     /// `weight` `[cout, cin * kernel * kernel]`, `kernel` 1 or 3.
     pub fn new(cin: usize, cout: usize, kernel: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
-        let fast = if kernel == 3 { Kernel3x3::new(&weight, cin, cout) } else { None };
+        let fast = if kernel == 3 { Kernel3x3::new(&weight, cin, cout, Precision::F32) } else { None };
         FoldedConv { cin, cout, kernel, weight, bias, fast }
+    }
+
+    /// Re-prepares the Winograd kernel for products in `precision` (the caller checked the CPU
+    /// has it: see [`FastNetwork::with_precision`]).
+    fn set_precision(&mut self, precision: Precision) {
+        if matches!(self.fast, Some(Kernel3x3::Winograd(_))) {
+            self.fast = Kernel3x3::new(&self.weight, self.cin, self.cout, precision);
+        }
     }
 
     /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue. `split` blocks of output channels run
@@ -207,6 +217,15 @@ impl FastNetwork {
         self.fc2.outputs
     }
 
+    /// The same network with its Winograd products in `precision`; an error when this CPU lacks
+    /// it.
+    pub fn with_precision(mut self, precision: Precision) -> anyhow::Result<Self> {
+        Self::check_precision(precision)?;
+        let convs = std::iter::once(&mut self.stem).chain(self.stages.iter_mut().flat_map(|s| [&mut s.a, &mut s.b, &mut s.c]));
+        convs.for_each(|conv| conv.set_precision(precision));
+        Ok(self)
+    }
+
     /// Logits `[n, classes]` for standardised faces `[n, 1, 48, 48]`, images spread over threads.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         assert_eq!(x.shape[1..], [1, FACE_SIZE, FACE_SIZE], "network input must be [n, 1, 48, 48]");
@@ -251,6 +270,16 @@ impl FastNetwork {
             });
         }
         logits
+    }
+
+    /// An error when this CPU cannot run `precision` (bfloat16 needs AVX-512 BF16).
+    pub fn check_precision(precision: Precision) -> anyhow::Result<()> {
+        if precision == Precision::Bf16 && !crate::nn::winograd::bf16_available() {
+            anyhow::bail!(
+                "--precision bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake or Sapphire Rapids or later) and FERLITE_SIMD not off; this one cannot: use f32"
+            );
+        }
+        Ok(())
     }
 
     /// Batch-1 forward pass timing each layer: `(layer name, time)` in order, plus the logits.
@@ -307,6 +336,7 @@ impl FastNetwork {
 #[cfg(test)]
 mod tests {
     use crate::model::{Network, NetworkConfig};
+    use crate::nn::winograd::Precision;
     use crate::nn::Tensor;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -338,6 +368,28 @@ mod tests {
         let (one, times) = fast.profile(&x.data[..2304]);
         assert_eq!(one, folded.data[..7]);
         assert_eq!(times.len(), 1 + 4 + 5 + 5 + 1, "stem, 3 stages (two with shortcuts), head: {times:?}");
+    }
+
+    #[test]
+    fn bf16_fast_path_stays_near_the_frameworks_logits() {
+        if !crate::nn::winograd::bf16_available() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16");
+            return;
+        }
+        let net = trained_like_network();
+        let fast = net.fold().with_precision(Precision::Bf16).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let x = Tensor::from_vec([5, 1, 48, 48], (0..5 * 2304).map(|_| rng.random_range(-2.0..2.0)).collect());
+        let (reference, bf16) = (net.forward(&x), fast.forward(&x));
+        let scale = reference.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = reference.data.iter().zip(&bf16.data).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!("bf16: max |logit difference| {worst:.2e} (logit scale {scale:.2})");
+        // Nine convolutions each rounding to 8 significant bits: per cent, not 1e-4.
+        assert!(worst > 1e-6 && worst <= 3e-2 * scale.max(1.0), "max |logit difference| {worst} (logit scale {scale})");
+        // One thread splitting nothing, and batch 1 split over threads, agree as f32 does.
+        let on = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| fast.forward(&Tensor::from_vec([1, 1, 48, 48], x.data[..2304].to_vec())));
+        let (single, split) = (on(1), on(3));
+        assert!(single.data.iter().zip(&split.data).all(|(a, b)| (a - b).abs() < 1e-5));
     }
 
     #[test]

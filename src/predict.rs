@@ -8,6 +8,7 @@ use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLA
 use crate::infer::FastNetwork;
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
+use crate::nn::winograd::Precision;
 use crate::nn::Tensor;
 use crate::weights::{TensorFile, VAL_ACCURACY_KEY};
 use anyhow::{Context, Result};
@@ -109,16 +110,32 @@ pub struct Predictor {
     pub val_accuracy: Option<f64>,
     /// Faces per forward pass.
     pub batch_size: usize,
+    /// The fast path's products (set with [`with_precision`](Self::with_precision)).
+    precision: Precision,
 }
 
 impl Predictor {
     pub fn new(network: Network) -> Self {
-        Predictor { fast: OnceLock::new(), network, source: "in memory".into(), val_accuracy: None, batch_size: 256 }
+        Predictor { fast: OnceLock::new(), network, source: "in memory".into(), val_accuracy: None, batch_size: 256, precision: Precision::F32 }
+    }
+
+    /// The same predictor with the fast path's Winograd products in `precision`; an error when
+    /// this CPU lacks it ([`Precision::Bf16`] needs AVX-512 BF16).
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        // Checked now rather than when the network is first folded.
+        FastNetwork::check_precision(precision)?;
+        self.precision = precision;
+        self.fast = OnceLock::new();
+        Ok(self)
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The network on the inference fast path.
     pub fn fast(&self) -> &FastNetwork {
-        self.fast.get_or_init(|| self.network.fold())
+        self.fast.get_or_init(|| self.network.fold().with_precision(self.precision).expect("precision checked by with_precision"))
     }
 
     /// The model at `path`, or the embedded one when `path` is `None`.

@@ -127,6 +127,33 @@ fn portable_kernels_give_the_simd_kernels_answers() {
     assert!((simd - portable).abs() < 1e-4 * simd.abs(), "train loss: SIMD {simd}, portable {portable}");
 }
 
+/// `--precision bf16` gives the f32 answer to within its rounding where the CPU has AVX-512 BF16,
+/// and a clean error naming the option where it does not (forced here with `FERLITE_SIMD=off`).
+#[test]
+fn bf16_precision_answers_near_f32_or_is_refused_by_name() {
+    let photo = common::demo_photo_path();
+    let refused = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(["predict", photo.to_str().unwrap(), "--precision", "bf16"]).env("FERLITE_SIMD", "off").output().unwrap();
+    assert_clean_error(&refused, &["--precision bf16", "AVX-512 BF16"]);
+    if !ferlite::nn::winograd::bf16_available() {
+        eprintln!("skipped the bf16 answers: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let face = |precision| {
+        let o = ferlite(&["predict", "--json", "--precision", precision, photo.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["faces"][0].clone()
+    };
+    let (f32, bf16) = (face("f32"), face("bf16"));
+    assert_eq!((&f32["box"], &f32["emotion"]), (&bf16["box"], &bf16["emotion"]));
+    let mut moved = false;
+    for (class, p) in f32["probabilities"].as_object().unwrap() {
+        let (p, q) = (p.as_f64().unwrap(), bf16["probabilities"][class].as_f64().unwrap());
+        assert!((p - q).abs() < 0.05, "{class}: f32 {p}, bf16 {q}");
+        moved |= p != q;
+    }
+    assert!(moved, "bf16 gave f32's probabilities bit for bit: the bf16 kernel did not run");
+}
+
 #[test]
 fn summary_reports_552455_trainable_parameters() {
     let o = ferlite(&["summary"]);
@@ -194,7 +221,9 @@ fn bench_inference_only_prints_the_four_inference_rows_and_no_training_row() {
     let o = ferlite(&["--threads", "1", "bench", "--inference-only", "--repeats", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.lines().filter(|l| l.starts_with("infer")).count(), 4, "{out}");
+    // Batch 1 and 256 by the framework and the fast path, and the fast path in bfloat16 where the CPU has it.
+    let rows = if ferlite::nn::winograd::bf16_available() { 6 } else { 4 };
+    assert_eq!(out.lines().filter(|l| l.starts_with("infer")).count(), rows, "{out}");
     assert!(!out.lines().any(|l| l.starts_with("train")), "{out}");
 }
 

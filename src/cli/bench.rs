@@ -6,6 +6,7 @@ use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
 use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::Optimizer;
+use ferlite::nn::winograd::{bf16_available, Precision};
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
 use ferlite::train::train_step;
@@ -79,6 +80,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     net.set_conv_algorithm(ConvAlgorithm::Im2col);
 
     let fast = net.fold();
+    // bfloat16 products where the CPU has them (AVX-512 BF16), timed beside f32.
+    let mut fast_paths = vec![(fast.clone(), "fast path (folded, fused)")];
+    if bf16_available() {
+        fast_paths.push((fast.clone().with_precision(Precision::Bf16)?, "fast path, bfloat16 products (--precision bf16)"));
+    }
     for n in [1usize, 256] {
         let x = random_batch(n);
         let repeats = if n == 1 { args.repeats * 20 } else { args.repeats };
@@ -86,19 +92,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             std::hint::black_box(net.forward(&x));
         });
         println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})  framework forward", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
-        let (med, lo, hi) = time(repeats, || {
-            std::hint::black_box(fast.forward(&x));
-        });
-        println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})  fast path (folded, fused)", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+        for (fast, label) in &fast_paths {
+            let (med, lo, hi) = time(repeats, || {
+                std::hint::black_box(fast.forward(&x));
+            });
+            println!("infer  batch {n:>3}: {:>8.1} img/s  ({:.2} ms/batch, {:.2}..{:.2})  {label}", n as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
+        }
     }
     if args.layers {
         let face = random_batch(1).data;
-        let runs: Vec<Vec<(String, std::time::Duration)>> = (0..args.repeats * 20).map(|_| fast.profile(&face).1).collect();
-        let total: f64 = runs.iter().map(|r| r.iter().map(|t| t.1.as_secs_f64()).sum::<f64>()).sum::<f64>() / runs.len() as f64;
-        println!("fast path, batch 1, per layer (median of {}):", runs.len());
-        for (i, (name, _)) in runs[0].iter().enumerate() {
-            let (med, _, _) = stats(runs.iter().map(|r| r[i].1.as_secs_f64()).collect());
-            println!("  {name:<28} {:>7.3} ms  {:>5.1}%", med * 1e3, 100.0 * med / total);
+        for (fast, label) in &fast_paths {
+            let runs: Vec<Vec<(String, std::time::Duration)>> = (0..args.repeats * 20).map(|_| fast.profile(&face).1).collect();
+            let total: f64 = runs.iter().map(|r| r.iter().map(|t| t.1.as_secs_f64()).sum::<f64>()).sum::<f64>() / runs.len() as f64;
+            println!("{label}, batch 1, per layer (median of {}):", runs.len());
+            for (i, (name, _)) in runs[0].iter().enumerate() {
+                let (med, _, _) = stats(runs.iter().map(|r| r[i].1.as_secs_f64()).collect());
+                println!("  {name:<28} {:>7.3} ms  {:>5.1}%", med * 1e3, 100.0 * med / total);
+            }
         }
     }
     if let Some(path) = &args.photo {

@@ -2,7 +2,7 @@ use super::DataArgs;
 use anyhow::Result;
 use ferlite::data::{self, blur};
 use ferlite::eval::Evaluation;
-use ferlite::predict::{Predictor, Tta};
+use ferlite::predict::Tta;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,9 +15,8 @@ pub struct EvaluateArgs {
     /// Folder for report.json, confusion_matrix.png, roc_curves.png and calibration.png.
     #[arg(long, default_value = "eval")]
     out: PathBuf,
-    /// Weights file (default: the model embedded in this binary).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: super::ModelArgs,
     /// Test-time augmentation: average the predictions over flipped, shifted or re-blurred views.
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
@@ -29,7 +28,7 @@ pub struct EvaluateArgs {
 }
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
-    let mut predictor = Predictor::load(args.model.as_deref())?;
+    let mut predictor = args.model.load()?;
     if let Some(sigma) = args.input_blur {
         predictor.network.config.input_blur_sigma = sigma;
     }
@@ -44,7 +43,8 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let context = json!({
         "data": args.data.display().to_string(),
         "split": split.map(|s| s.usage()),
-        "model": args.model.as_ref().map_or("embedded".to_string(), |m| m.display().to_string()),
+        "model": args.model.model.as_ref().map_or("embedded".to_string(), |m| m.display().to_string()),
+        "precision": predictor.precision(),
         "tta": args.tta,
         "input_blur_sigma": predictor.network.config.input_blur_sigma,
         "present_blur_sigma": {"p10": present_blur[0], "median": present_blur[1], "p90": present_blur[2]},

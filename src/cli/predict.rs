@@ -20,9 +20,8 @@ pub struct PredictArgs {
     /// Images (any size, colour, format; EXIF orientation respected), animated GIFs, or folders of them (recursive).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Weights file (default: the model embedded in this binary).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: super::ModelArgs,
     /// Test-time augmentation: average the predictions over flipped, shifted or re-blurred views (`none` is fastest).
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
@@ -75,7 +74,7 @@ enum Format {
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
-    let predictor = Predictor::load(args.model.as_deref())?;
+    let predictor = args.model.load()?;
     let (mut files, mut unlisted) = (Vec::new(), Vec::new());
     for input in &args.inputs {
         collect_images(input, &mut files, &mut unlisted);

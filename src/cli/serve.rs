@@ -1,8 +1,6 @@
 use anyhow::{Context, Result};
-use ferlite::predict::Predictor;
 use ferlite::serve::{serve, AppState, ServeConfig};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,9 +13,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Weights file (default: the model embedded in this binary).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: super::ModelArgs,
     /// Largest request body in MiB (over 0, at most 4096); larger uploads get 413.
     #[arg(long, default_value_t = 10.0, value_parser = over_zero_at_most(4096.0))]
     max_body_mib: f64,
@@ -49,7 +46,7 @@ fn over_zero_at_most(max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    let predictor = Predictor::load(args.model.as_deref())?;
+    let predictor = args.model.load()?;
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mib * 1024.0 * 1024.0) as usize,
         max_pixels: (args.max_megapixels * 1e6) as u64,

@@ -16,6 +16,11 @@
 //!
 //! The transforms are Lavin & Gray's (2016) with interpolation points 0, ±1, ±2, ∞; in f32 they
 //! agree with direct convolution to about 1e-5 relative (`tests`).
+//!
+//! [`Precision::Bf16`] (inference only, CPUs with AVX-512 BF16) rounds the transformed weights and
+//! inputs to bfloat16 and multiplies them with `vdpbf16ps`, which does two multiply-adds per f32
+//! lane in the time an FMA does one; sums, transforms and outputs stay f32. The rounding (8
+//! significant bits) moves outputs by about 1e-2 relative.
 
 use rayon::prelude::*;
 use std::ops::Range;
@@ -43,12 +48,34 @@ const G: [[f64; 3]; A] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// A 3x3 convolution's weights in the Winograd domain, packed `[cout / 16][36][cin][16]`.
+/// The number format of the Winograd-domain products; transforms and sums are f32 either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout: agrees with direct convolution to about 1e-5 relative.
+    #[default]
+    F32,
+    /// bfloat16 operands, f32 sums: about twice as fast; needs AVX-512 BF16 ([`bf16_available`]).
+    /// On the embedded model, val/ accuracy moves by at most 0.3 points (docs/performance.md).
+    Bf16,
+}
+
+/// A 3x3 convolution's weights in the Winograd domain.
 #[derive(Clone, Debug)]
 pub struct Winograd3x3 {
     cin: usize,
     cout: usize,
-    packed: Vec<f32>,
+    packed: Packed,
+}
+
+/// The transformed weights in the products' number format.
+#[derive(Clone, Debug)]
+enum Packed {
+    /// `[cout / 16][36][cin][16]`.
+    F32(Vec<f32>),
+    /// bfloat16 bits, each pair of input channels side by side as `vdpbf16ps` takes them:
+    /// `[cout / 16][36][cin / 2][16][2]`.
+    Bf16(Vec<u16>),
 }
 
 thread_local! {
@@ -63,10 +90,20 @@ fn tile_grid((h, w): (usize, usize)) -> (usize, usize) {
 }
 
 impl Winograd3x3 {
-    /// Transforms `weight` `[cout, cin, 3, 3]`; `None` when the CPU lacks AVX2/FMA, `cout` is not a
-    /// multiple of 16 or `cin` not a multiple of 8 (the caller keeps another kernel).
+    /// Transforms `weight` `[cout, cin, 3, 3]` for f32 products; `None` when the CPU lacks
+    /// AVX2/FMA, `cout` is not a multiple of 16 or `cin` not a multiple of 8 (the caller keeps
+    /// another kernel).
     pub fn new(weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
-        if !super::direct_conv::available() || cout % CO_TILE != 0 || cin % CI_LANES != 0 || weight.len() != cout * cin * 9 {
+        Self::with_precision(weight, cin, cout, Precision::F32)
+    }
+
+    /// As [`new`](Self::new), with products in `precision`; `None` also for
+    /// [`Precision::Bf16`] on a CPU without it ([`bf16_available`]).
+    pub fn with_precision(weight: &[f32], cin: usize, cout: usize, precision: Precision) -> Option<Self> {
+        if !super::direct_conv::available() || !cout.is_multiple_of(CO_TILE) || !cin.is_multiple_of(CI_LANES) || weight.len() != cout * cin * 9 {
+            return None;
+        }
+        if precision == Precision::Bf16 && !bf16_available() {
             return None;
         }
         let mut packed = vec![0.0; P * cout * cin];
@@ -86,7 +123,18 @@ impl Winograd3x3 {
                 }
             }
         });
+        let packed = match precision {
+            Precision::F32 => Packed::F32(packed),
+            Precision::Bf16 => Packed::Bf16(interleave_bf16_pairs(&packed, cin)),
+        };
         Some(Winograd3x3 { cin, cout, packed })
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self.packed {
+            Packed::F32(_) => Precision::F32,
+            Packed::Bf16(_) => Precision::Bf16,
+        }
     }
 
     pub fn cin(&self) -> usize {
@@ -102,6 +150,8 @@ impl Winograd3x3 {
 
     /// Transforms `x` `[cin, h, w]` into the Winograd domain, into `v` (laid out
     /// `[tile group][36][6 tiles][cin]`), using `scratch` for a zero-bordered channels-last copy.
+    /// For [`Precision::Bf16`], `v` holds the values' bfloat16 bits, two to each `f32` slot (half
+    /// the length): only [`run`](Self::run) reads it.
     pub fn transform_input(&self, x: &[f32], (h, w): (usize, usize), scratch: &mut Vec<f32>, v: &mut Vec<f32>) {
         assert_eq!(x.len(), self.cin * h * w);
         let cin = self.cin;
@@ -122,22 +172,30 @@ impl Winograd3x3 {
         // SAFETY: AVX2 is present (checked above); reads stay inside `x` (8 planes of `h * w` from
         // a multiple of 8 below `cin`) and writes inside `interior` (pixel `x < w`, channels `< cin`).
         unsafe { to_channels_last(x, cin, (h, w), pw, interior) };
-        let (tiles, group_len) = (th * tw, TILE_GROUP * cin);
-        let groups = tiles.div_ceil(TILE_GROUP);
         // Slots of the last group past the last tile are never read (`run` multiplies only tiles).
-        v.resize(P * groups * group_len, 0.0);
+        v.resize(self.prepared_len(th * tw), 0.0);
         // SAFETY: AVX2 and FMA are present (checked above); reads stay inside `scratch` (a tile's
         // patch rows `4 ty ..= 4 ty + 5 < ph`, columns `< pw`) and writes inside `v` (sized above).
         unsafe { self.transform_input_avx2(scratch, (th, tw), pw, v) }
+    }
+
+    /// `f32` slots of [`transform_input`](Self::transform_input)'s output for `tiles` tiles.
+    fn prepared_len(&self, tiles: usize) -> usize {
+        let values = tiles.div_ceil(TILE_GROUP) * P * TILE_GROUP * self.cin;
+        match self.packed {
+            Packed::F32(_) => values,
+            // Two bfloat16 values to a slot.
+            Packed::Bf16(_) => values / 2,
+        }
     }
 
     /// Output channels `channels` (start and length multiples of 16) of the convolution of the
     /// input that [`transform_input`](Self::transform_input) prepared, without bias, into `out`
     /// `[channels.len(), h * w]`.
     pub fn run(&self, v: &[f32], (h, w): (usize, usize), channels: Range<usize>, out: &mut [f32]) {
-        assert!(channels.start % CO_TILE == 0 && channels.end <= self.cout && channels.len() % CO_TILE == 0);
+        assert!(channels.start.is_multiple_of(CO_TILE) && channels.end <= self.cout && channels.len().is_multiple_of(CO_TILE));
         let (th, tw) = tile_grid((h, w));
-        assert_eq!(v.len(), (th * tw).div_ceil(TILE_GROUP) * P * TILE_GROUP * self.cin);
+        assert_eq!(v.len(), self.prepared_len(th * tw));
         assert_eq!(out.len(), channels.len() * h * w);
         assert!(available());
         PRODUCTS.with_borrow_mut(|products| {
@@ -150,27 +208,11 @@ impl Winograd3x3 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn transform_input_avx2(&self, scratch: &[f32], (th, tw): (usize, usize), pw: usize, v: &mut [f32]) {
-        use std::arch::x86_64::*;
-        let cin = self.cin;
-        let src = scratch.as_ptr();
-        let dst = v.as_mut_ptr();
-        for tile in 0..th * tw {
-            let (ty, tx) = (tile / tw, tile % tw);
-            let (group, slot) = (tile / TILE_GROUP, tile % TILE_GROUP);
-            for c0 in (0..cin).step_by(CI_LANES) {
-                let at = |r: usize, c: usize| _mm256_loadu_ps(src.add(((ty * M + r) * pw + tx * M + c) * cin + c0));
-                // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows.
-                let columns: [[__m256; A]; A] = std::array::from_fn(|c| input_transform(std::array::from_fn(|r| at(r, c))));
-                #[allow(clippy::needless_range_loop)] // `i` picks the same row of every column
-                for i in 0..A {
-                    let row = input_transform(std::array::from_fn(|c| columns[c][i]));
-                    for (j, value) in row.iter().enumerate() {
-                        _mm256_storeu_ps(dst.add(((group * P + i * A + j) * TILE_GROUP + slot) * cin + c0), *value);
-                    }
-                }
-            }
+    unsafe fn transform_input_avx2(&self, scratch: &[f32], grid: (usize, usize), pw: usize, v: &mut [f32]) {
+        match self.packed {
+            Packed::F32(_) => transform_tiles_f32(scratch, self.cin, grid, pw, v.as_mut_ptr()),
+            // `v`'s f32 slots hold bfloat16 pairs (see `transform_input`).
+            Packed::Bf16(_) => transform_tiles_bf16(scratch, self.cin, grid, pw, v.as_mut_ptr().cast()),
         }
     }
 
@@ -186,23 +228,12 @@ impl Winograd3x3 {
         let mut lanes = [0.0f32; 8];
         for block in channels.start / CO_TILE..channels.end / CO_TILE {
             let first_row = (block * CO_TILE - channels.start) * hw;
-            // The 36 products of every tile, `[36][tile][16 channels]`: one weight matrix at a time
-            // (2-8 KB, stays in L1) against every group of tiles.
-            for p in 0..P {
-                let u = self.packed[(block * P + p) * cin * CO_TILE..][..cin * CO_TILE].as_ptr();
-                for group in 0..groups {
-                    let x = v[(group * P + p) * TILE_GROUP * cin..][..TILE_GROUP * cin].as_ptr();
-                    let dst = products.as_mut_ptr().add((p * groups * TILE_GROUP + group * TILE_GROUP) * CO_TILE);
-                    // Only the tiles there are: the last group of stage 3's 9 tiles holds 3.
-                    match (tiles - group * TILE_GROUP).min(TILE_GROUP) {
-                        1 => multiply_tiles::<1>(u, x, cin, dst),
-                        2 => multiply_tiles::<2>(u, x, cin, dst),
-                        3 => multiply_tiles::<3>(u, x, cin, dst),
-                        4 => multiply_tiles::<4>(u, x, cin, dst),
-                        5 => multiply_tiles::<5>(u, x, cin, dst),
-                        _ => multiply_tiles::<TILE_GROUP>(u, x, cin, dst),
-                    }
-                }
+            // The 36 products of every tile, `[36][tile][16 channels]`.
+            let block_weights = block * P * cin * CO_TILE..(block + 1) * P * cin * CO_TILE;
+            match &self.packed {
+                Packed::F32(packed) => multiply_block_f32(packed[block_weights].as_ptr(), v.as_ptr(), cin, tiles, products.as_mut_ptr()),
+                // `v`'s f32 slots hold bfloat16 pairs (see `transform_input`).
+                Packed::Bf16(packed) => multiply_block_bf16(packed[block_weights].as_ptr(), v.as_ptr().cast(), cin, tiles, products.as_mut_ptr()),
             }
             // Aᵀ M A for each tile, 8 channels at a time; pixels past the edge dropped.
             for tile in 0..tiles {
@@ -244,6 +275,93 @@ impl Winograd3x3 {
     }
 }
 
+/// Transforms every tile's patch of the channels-last `scratch` into the Winograd domain and hands
+/// each 8-channel vector to `store` with its index in `v` (`[tile group][36][6 tiles][cin]`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize), pw: usize, mut store: impl FnMut(usize, std::arch::x86_64::__m256)) {
+    use std::arch::x86_64::*;
+    let src = scratch.as_ptr();
+    for tile in 0..th * tw {
+        let (ty, tx) = (tile / tw, tile % tw);
+        let (group, slot) = (tile / TILE_GROUP, tile % TILE_GROUP);
+        for c0 in (0..cin).step_by(CI_LANES) {
+            let at = |r: usize, c: usize| _mm256_loadu_ps(src.add(((ty * M + r) * pw + tx * M + c) * cin + c0));
+            // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows.
+            let columns: [[__m256; A]; A] = std::array::from_fn(|c| input_transform(std::array::from_fn(|r| at(r, c))));
+            #[allow(clippy::needless_range_loop)] // `i` picks the same row of every column
+            for i in 0..A {
+                let row = input_transform(std::array::from_fn(|c| columns[c][i]));
+                for (j, value) in row.iter().enumerate() {
+                    store(((group * P + i * A + j) * TILE_GROUP + slot) * cin + c0, *value);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_tiles_f32(scratch: &[f32], cin: usize, grid: (usize, usize), pw: usize, v: *mut f32) {
+    use std::arch::x86_64::*;
+    transform_tiles(scratch, cin, grid, pw, |at, value| _mm256_storeu_ps(v.add(at), value));
+}
+
+/// As [`transform_tiles_f32`], each value rounded to bfloat16 (to nearest, ties to even).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
+unsafe fn transform_tiles_bf16(scratch: &[f32], cin: usize, grid: (usize, usize), pw: usize, v: *mut u16) {
+    use std::arch::x86_64::*;
+    transform_tiles(scratch, cin, grid, pw, |at, value| {
+        _mm_storeu_si128(v.add(at).cast(), std::mem::transmute::<__m128bh, __m128i>(_mm256_cvtneps_pbh(value)))
+    });
+}
+
+/// The products `[36][tile][16]` of one block of 16 output channels (`u`: its 36 weight matrices
+/// of `cin x 16`) with every tile of `x` (`[tile group][36][6 tiles][cin]`): one weight matrix at
+/// a time (2-8 KB, stays in L1) against every group of tiles. `multiply(n, u, x, dst)` multiplies
+/// the first `n` tiles of a group.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn multiply_block<E>(u: *const E, x: *const E, cin: usize, tiles: usize, products: *mut f32, multiply: impl Fn(usize, *const E, *const E, *mut f32)) {
+    let groups = tiles.div_ceil(TILE_GROUP);
+    for p in 0..P {
+        let u = u.add(p * cin * CO_TILE);
+        for group in 0..groups {
+            let x = x.add((group * P + p) * TILE_GROUP * cin);
+            let dst = products.add((p * groups * TILE_GROUP + group * TILE_GROUP) * CO_TILE);
+            // Only the tiles there are: the last group of stage 3's 9 tiles holds 3.
+            multiply((tiles - group * TILE_GROUP).min(TILE_GROUP), u, x, dst);
+        }
+    }
+}
+
+/// Calls `$kernel::<n>` for a group's tile count `n` (1 to [`TILE_GROUP`]).
+macro_rules! for_tile_count {
+    ($n:expr, $kernel:ident($($arg:expr),*)) => {
+        match $n {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            _ => $kernel::<TILE_GROUP>($($arg),*),
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn multiply_block_f32(u: *const f32, x: *const f32, cin: usize, tiles: usize, products: *mut f32) {
+    multiply_block(u, x, cin, tiles, products, |n, u, x, dst| for_tile_count!(n, multiply_tiles(u, x, cin, dst)));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
+unsafe fn multiply_block_bf16(u: *const u16, x: *const u16, cin: usize, tiles: usize, products: *mut f32) {
+    multiply_block(u, x, cin, tiles, products, |n, u, x, dst| for_tile_count!(n, multiply_tiles_bf16(u, x, cin, dst)));
+}
+
 /// One Winograd-domain product for `T` tiles of a group (`x`, `[tile][cin]`) and 16 output channels
 /// (`u`, `[cin][16]`), into `dst` `[tile][16]`: 2T accumulators, the inner loop over input channels.
 #[cfg(target_arch = "x86_64")]
@@ -264,6 +382,47 @@ unsafe fn multiply_tiles<const T: usize>(u: *const f32, x: *const f32, cin: usiz
         _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
         _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
     }
+}
+
+/// [`multiply_tiles`] in bfloat16: `x` `[tile][cin]` and `u` `[cin / 2][16][2]`, one `vdpbf16ps`
+/// per two input channels (a pair of `x` broadcast against 8 channels' pairs of `u`), f32 sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
+#[inline]
+unsafe fn multiply_tiles_bf16<const T: usize>(u: *const u16, x: *const u16, cin: usize, dst: *mut f32) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for pair in 0..cin / 2 {
+        let w: [__m256bh; 2] = std::array::from_fn(|half| std::mem::transmute(_mm256_loadu_si256(u.add((pair * CO_TILE + half * 8) * 2).cast())));
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let b: __m256bh = std::mem::transmute(_mm256_set1_epi32(x.add(t * cin + 2 * pair).cast::<i32>().read_unaligned()));
+            acc[0] = _mm256_dpbf16_ps(acc[0], b, w[0]);
+            acc[1] = _mm256_dpbf16_ps(acc[1], b, w[1]);
+        }
+    }
+    for (t, acc) in acc.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
+        _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
+    }
+}
+
+/// f32 weight matrices `[..][cin][16]` to bfloat16 `[..][cin / 2][16][2]` (see [`Packed::Bf16`]).
+fn interleave_bf16_pairs(packed: &[f32], cin: usize) -> Vec<u16> {
+    let mut out = vec![0; packed.len()];
+    for (src, dst) in packed.chunks_exact(cin * CO_TILE).zip(out.chunks_exact_mut(cin * CO_TILE)) {
+        for ci in 0..cin {
+            for co in 0..CO_TILE {
+                dst[((ci / 2) * CO_TILE + co) * 2 + ci % 2] = bf16_bits(src[ci * CO_TILE + co]);
+            }
+        }
+    }
+    out
+}
+
+/// `x` rounded to bfloat16 (to nearest, ties to even, as `vcvtneps2bf16`); `x` is finite.
+fn bf16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
 }
 
 /// Copies `x` `[cin, h, w]` into the interior rows of a channels-last buffer (`pw` pixels a row,
@@ -384,10 +543,26 @@ pub fn available() -> bool {
     super::direct_conv::available()
 }
 
+/// Whether this CPU runs [`Precision::Bf16`]: AVX-512 BF16 (Zen 4 and later, Intel Cooper Lake and
+/// Sapphire Rapids and later) besides [`available`].
+pub fn bf16_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        available()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::conv::kernel_check::{assert_matches, random_case};
+    use crate::nn::conv::kernel_check::{assert_matches, assert_matches_within, random_case};
     use rand::SeedableRng;
 
     #[test]
@@ -406,6 +581,56 @@ mod tests {
             conv.transform_input(&x, (h, w), &mut scratch, &mut v);
             assert_matches(shape, CO_TILE, &expected, |channels, out| conv.run(&v, (h, w), channels, out));
         }
+    }
+
+    #[test]
+    fn bf16_products_match_im2col_and_gemm_to_their_rounding() {
+        if !bf16_available() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16, Precision::Bf16 is not used here");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (64, 128, 12, 12), (128, 128, 12, 12), (16, 16, 17, 4)] {
+            let (x, weight, expected) = random_case(&mut rng, shape);
+            let conv = Winograd3x3::with_precision(&weight, cin, cout, Precision::Bf16).unwrap();
+            let (mut scratch, mut v) = (Vec::new(), Vec::new());
+            conv.transform_input(&x, (h, w), &mut scratch, &mut v);
+            assert_matches_within(shape, CO_TILE, 0.15, &expected, |channels, out| conv.run(&v, (h, w), channels, out));
+        }
+    }
+
+    #[test]
+    fn bf16_kernel_computes_f32_products_of_rounded_operands() {
+        if !bf16_available() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16, Precision::Bf16 is not used here");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (128, 128, 12, 12)] {
+            let (x, weight, _) = random_case(&mut rng, shape);
+            let round = |v: &mut [f32]| v.iter_mut().for_each(|v| *v = f32::from_bits((bf16_bits(*v) as u32) << 16));
+            // The f32 kernel on operands rounded beforehand.
+            let mut emulated = Winograd3x3::new(&weight, cin, cout).unwrap();
+            let Packed::F32(packed) = &mut emulated.packed else { unreachable!() };
+            round(packed);
+            let (mut scratch, mut v) = (Vec::new(), Vec::new());
+            emulated.transform_input(&x, (h, w), &mut scratch, &mut v);
+            round(&mut v);
+            let mut expected = vec![0.0; cout * h * w];
+            emulated.run(&v, (h, w), 0..cout, &mut expected);
+            let conv = Winograd3x3::with_precision(&weight, cin, cout, Precision::Bf16).unwrap();
+            conv.transform_input(&x, (h, w), &mut scratch, &mut v);
+            assert_matches(shape, CO_TILE, &expected, |channels, out| conv.run(&v, (h, w), channels, out));
+        }
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+        assert_eq!(bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80, "a tie rounds to the even 0x3f80");
+        assert_eq!(bf16_bits(f32::from_bits(0x3f81_8000)), 0x3f82, "a tie rounds to the even 0x3f82");
+        assert_eq!(bf16_bits(f32::from_bits(0x3f80_8001)), 0x3f81, "above the tie rounds up");
+        assert_eq!(bf16_bits(-2.0), 0xc000);
     }
 
     #[test]

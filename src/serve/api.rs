@@ -75,6 +75,7 @@ async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
         "classes": EMOTIONS,
         "input": { "width": FACE_SIZE, "height": FACE_SIZE, "channels": 1 },
         "input_blur_sigma": p.network.config.input_blur_sigma,
+        "precision": p.precision(),
         "val_accuracy": p.val_accuracy,
         "architecture": p.network.config,
         "limits": {
