@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the paper network: the same rows as `ferlite bench` (inference batch 1
-//! and 256 on the fast path and the framework forward, one training step at batch 64), with
+//! and 256 on the fast path, in bfloat16 where the CPU has it, and the framework forward, one
+//! training step at batch 64), with
 //! criterion's confidence intervals, and the two halves of the Winograd kernel at each stage's
 //! shape (input transform; products and output transform), and the input blur each face gets before
 //! the network. `cargo bench --bench inference`; pin threads with
@@ -21,8 +22,10 @@ fn faces(n: usize) -> Tensor {
 }
 
 fn inference(c: &mut Criterion) {
+    use ferlite::nn::winograd::{bf16_available, Precision};
     let net = Network::new(NetworkConfig::paper(), 0);
     let fast = net.fold();
+    let fast_bf16 = bf16_available().then(|| fast.clone().with_precision(Precision::Bf16).unwrap());
     let mut group = c.benchmark_group("inference");
     for n in [1usize, 256] {
         let x = faces(n);
@@ -31,26 +34,33 @@ fn inference(c: &mut Criterion) {
             group.sample_size(10);
         }
         group.bench_with_input(BenchmarkId::new("fast_path", n), &x, |b, x| b.iter(|| black_box(fast.forward(x))));
+        if let Some(fast_bf16) = &fast_bf16 {
+            group.bench_with_input(BenchmarkId::new("fast_path_bf16", n), &x, |b, x| b.iter(|| black_box(fast_bf16.forward(x))));
+        }
         group.bench_with_input(BenchmarkId::new("framework", n), &x, |b, x| b.iter(|| black_box(net.forward(x))));
     }
     group.finish();
 }
 
 fn winograd(c: &mut Criterion) {
-    use ferlite::nn::winograd::Winograd3x3;
+    use ferlite::nn::winograd::{Precision, Winograd3x3};
     let mut group = c.benchmark_group("winograd");
     for (cin, cout, side) in [(32, 32, 48), (64, 64, 24), (128, 128, 12)] {
         let mut rng = rng_for(&[side as u64]);
         let x: Vec<f32> = (0..cin * side * side).map(|_| rng.random_range(-1.0..1.0)).collect();
         let weight: Vec<f32> = (0..cout * cin * 9).map(|_| rng.random_range(-0.1..0.1)).collect();
-        let Some(conv) = Winograd3x3::new(&weight, cin, cout) else {
-            eprintln!("skipped: this CPU has no AVX2/FMA");
-            return;
-        };
-        let (mut scratch, mut v, mut out) = (Vec::new(), Vec::new(), vec![0.0; cout * side * side]);
-        let shape = format!("{cin}x{side}x{side}");
-        group.bench_function(BenchmarkId::new("transform_input", &shape), |b| b.iter(|| conv.transform_input(black_box(&x), (side, side), &mut scratch, &mut v)));
-        group.bench_function(BenchmarkId::new("products_and_output", &shape), |b| b.iter(|| conv.run(black_box(&v), (side, side), 0..cout, &mut out)));
+        for (precision, suffix) in [(Precision::F32, ""), (Precision::Bf16, "_bf16")] {
+            let Some(conv) = Winograd3x3::with_precision(&weight, cin, cout, precision) else {
+                eprintln!("skipped {precision:?}: this CPU has no AVX2/FMA (or AVX-512 BF16)");
+                continue;
+            };
+            let (mut scratch, mut v, mut out) = (Vec::new(), Vec::new(), vec![0.0; cout * side * side]);
+            let shape = format!("{cin}x{side}x{side}");
+            group.bench_function(BenchmarkId::new(format!("transform_input{suffix}"), &shape), |b| {
+                b.iter(|| conv.transform_input(black_box(&x), (side, side), &mut scratch, &mut v))
+            });
+            group.bench_function(BenchmarkId::new(format!("products_and_output{suffix}"), &shape), |b| b.iter(|| conv.run(black_box(&v), (side, side), 0..cout, &mut out)));
+        }
     }
     group.finish();
 }
