@@ -264,33 +264,68 @@ impl Layer for Depthwise {
         let (height, top) = same_padding(x.height, 3, self.stride);
         let (width, left) = same_padding(x.width, 3, self.stride);
         let data = in_row_chunks(out_rows.clone(), (width, c), |chunk_rows, out| {
-            for (row_index, oy) in chunk_rows.enumerate() {
-                for ox in 0..width {
-                    let acc = &mut out[(row_index * width + ox) * c..][..c];
-                    for ky in 0..3 {
-                        let iy = (oy * self.stride + ky) as isize - top as isize;
-                        if iy < 0 || iy >= x.height as isize {
-                            continue;
-                        }
-                        for kx in 0..3 {
-                            let ix = (ox * self.stride + kx) as isize - left as isize;
-                            if ix < 0 || ix >= x.width as isize {
-                                continue;
-                            }
-                            let input = x.pixel(iy as usize, ix as usize, c);
-                            let w = &self.weights[(ky * 3 + kx) * c..][..c];
-                            for ((a, i), w) in acc.iter_mut().zip(input).zip(w) {
-                                *a += i * w;
-                            }
-                        }
-                    }
-                    for ((a, s), t) in acc.iter_mut().zip(&self.scale).zip(&self.shift) {
-                        *a = (*a * s + t).clamp(0.0, 6.0);
-                    }
+            for (oy, out_row) in chunk_rows.zip(out.chunks_exact_mut(width * c)) {
+                if crate::nn::direct_conv::available() {
+                    // SAFETY: the CPU has AVX2 (checked).
+                    unsafe { self.output_row_avx2(x, oy, (top, left), out_row) }
+                } else {
+                    self.output_row(x, oy, (top, left), out_row)
                 }
             }
         });
         Map { height, width, rows: out_rows, data }
+    }
+}
+
+impl Depthwise {
+    /// Output row `oy` (`out_row`, zeros on entry) from the map `x` padded by `top` rows and `left`
+    /// columns. Tap by tap over the whole row: long runs the compiler vectorises, with the same
+    /// additions in the same order per value as pixel by pixel (taps in (ky, kx) order, the zero
+    /// padding skipped).
+    #[inline(always)]
+    fn output_row(&self, x: &Map, oy: usize, (top, left): (usize, usize), out_row: &mut [f32]) {
+        let c = self.channels;
+        let width = out_row.len() / c;
+        for ky in 0..3 {
+            let iy = (oy * self.stride + ky) as isize - top as isize;
+            if iy < 0 || iy >= x.height as isize {
+                continue;
+            }
+            let in_row = &x.data[(iy as usize - x.rows.start) * x.width * c..][..x.width * c];
+            for kx in 0..3 {
+                // Output columns whose input column `ox * stride + kx - left` is inside the map.
+                let first = left.saturating_sub(kx).div_ceil(self.stride);
+                let end = (x.width + left).saturating_sub(kx).div_ceil(self.stride).min(width);
+                if first >= end {
+                    continue;
+                }
+                let weight = &self.weights[(ky * 3 + kx) * c..][..c];
+                let inputs = in_row.chunks_exact(c).skip(first * self.stride + kx - left).step_by(self.stride);
+                for (acc, input) in out_row[first * c..end * c].chunks_exact_mut(c).zip(inputs) {
+                    for ((a, i), w) in acc.iter_mut().zip(input).zip(weight) {
+                        *a += i * w;
+                    }
+                }
+            }
+        }
+        for acc in out_row.chunks_exact_mut(c) {
+            for ((a, s), t) in acc.iter_mut().zip(&self.scale).zip(&self.shift) {
+                *a = (*a * s + t).clamp(0.0, 6.0);
+            }
+        }
+    }
+
+    /// [`output_row`](Self::output_row) compiled for AVX2: 8 lanes instead of SSE's 4, the same
+    /// arithmetic (Rust never fuses a multiply and an add on its own).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn output_row_avx2(&self, x: &Map, oy: usize, padding: (usize, usize), out_row: &mut [f32]) {
+        self.output_row(x, oy, padding, out_row)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn output_row_avx2(&self, x: &Map, oy: usize, padding: (usize, usize), out_row: &mut [f32]) {
+        self.output_row(x, oy, padding, out_row)
     }
 }
 
