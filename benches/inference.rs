@@ -22,10 +22,10 @@ fn faces(n: usize) -> Tensor {
 }
 
 fn inference(c: &mut Criterion) {
-    use ferlite::nn::winograd::{bf16_available, Precision};
+    use ferlite::nn::bf16::{self, Precision};
     let net = Network::new(NetworkConfig::paper(), 0);
     let fast = net.fold();
-    let fast_bf16 = bf16_available().then(|| fast.clone().with_precision(Precision::Bf16).unwrap());
+    let fast_bf16 = bf16::available().then(|| fast.clone().with_precision(Precision::Bf16).unwrap());
     let mut group = c.benchmark_group("inference");
     for n in [1usize, 256] {
         let x = faces(n);
@@ -43,7 +43,8 @@ fn inference(c: &mut Criterion) {
 }
 
 fn winograd(c: &mut Criterion) {
-    use ferlite::nn::winograd::{Precision, Winograd3x3};
+    use ferlite::nn::bf16::Precision;
+    use ferlite::nn::winograd::Winograd3x3;
     let mut group = c.benchmark_group("winograd");
     for (cin, cout, side) in [(32, 32, 48), (64, 64, 24), (128, 128, 12)] {
         let mut rng = rng_for(&[side as u64]);

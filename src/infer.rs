@@ -10,7 +10,8 @@ use crate::emotion::{FACE_PIXELS, FACE_SIZE};
 use crate::nn::conv::im2col_3x3;
 use crate::nn::direct_conv::DirectConv3x3;
 use crate::nn::gemm::{row_major, sgemm, transposed};
-use crate::nn::winograd::{Precision, Winograd3x3};
+use crate::nn::bf16::Precision;
+use crate::nn::winograd::Winograd3x3;
 use crate::nn::Tensor;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -274,7 +275,7 @@ impl FastNetwork {
 
     /// An error when this CPU cannot run `precision` (bfloat16 needs AVX-512 BF16).
     pub fn check_precision(precision: Precision) -> anyhow::Result<()> {
-        if precision == Precision::Bf16 && !crate::nn::winograd::bf16_available() {
+        if precision == Precision::Bf16 && !crate::nn::bf16::available() {
             anyhow::bail!(
                 "--precision bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake or Sapphire Rapids or later) and FERLITE_SIMD not off; this one cannot: use f32"
             );
@@ -336,7 +337,7 @@ impl FastNetwork {
 #[cfg(test)]
 mod tests {
     use crate::model::{Network, NetworkConfig};
-    use crate::nn::winograd::Precision;
+    use crate::nn::bf16::Precision;
     use crate::nn::Tensor;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -372,7 +373,7 @@ mod tests {
 
     #[test]
     fn bf16_fast_path_stays_near_the_frameworks_logits() {
-        if !crate::nn::winograd::bf16_available() {
+        if !crate::nn::bf16::available() {
             eprintln!("skipped: this CPU has no AVX-512 BF16");
             return;
         }

@@ -8,7 +8,7 @@ use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLA
 use crate::infer::FastNetwork;
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
-use crate::nn::winograd::Precision;
+use crate::nn::bf16::Precision;
 use crate::nn::Tensor;
 use crate::weights::{TensorFile, VAL_ACCURACY_KEY};
 use anyhow::{Context, Result};

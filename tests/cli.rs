@@ -134,7 +134,7 @@ fn bf16_precision_answers_near_f32_or_is_refused_by_name() {
     let photo = common::demo_photo_path();
     let refused = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(["predict", photo.to_str().unwrap(), "--precision", "bf16"]).env("FERLITE_SIMD", "off").output().unwrap();
     assert_clean_error(&refused, &["--precision bf16", "AVX-512 BF16"]);
-    if !ferlite::nn::winograd::bf16_available() {
+    if !ferlite::nn::bf16::available() {
         eprintln!("skipped the bf16 answers: this CPU has no AVX-512 BF16");
         return;
     }
@@ -222,7 +222,7 @@ fn bench_inference_only_prints_the_four_inference_rows_and_no_training_row() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     // Batch 1 and 256 by the framework and the fast path, and the fast path in bfloat16 where the CPU has it.
-    let rows = if ferlite::nn::winograd::bf16_available() { 6 } else { 4 };
+    let rows = if ferlite::nn::bf16::available() { 6 } else { 4 };
     assert_eq!(out.lines().filter(|l| l.starts_with("infer")).count(), rows, "{out}");
     assert!(!out.lines().any(|l| l.starts_with("train")), "{out}");
 }

@@ -50,10 +50,10 @@ fn embedded_model_reproduces_its_committed_val_report() {
 #[test]
 fn bf16_products_keep_val_accuracy_within_three_tenths_of_a_point() {
     use ferlite::eval::Evaluation;
-    use ferlite::nn::winograd::{bf16_available, Precision};
+    use ferlite::nn::bf16::{self, Precision};
     use ferlite::predict::{Predictor, Tta};
     let Some(root) = shared_fer2013() else { return };
-    if !bf16_available() {
+    if !bf16::available() {
         eprintln!("skipped: this CPU has no AVX-512 BF16");
         return;
     }

@@ -6,7 +6,7 @@ use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
 use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::Optimizer;
-use ferlite::nn::winograd::{bf16_available, Precision};
+use ferlite::nn::bf16::{self, Precision};
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
 use ferlite::train::train_step;
@@ -82,7 +82,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let fast = net.fold();
     // bfloat16 products where the CPU has them (AVX-512 BF16), timed beside f32.
     let mut fast_paths = vec![(fast.clone(), "fast path (folded, fused)")];
-    if bf16_available() {
+    if bf16::available() {
         fast_paths.push((fast.clone().with_precision(Precision::Bf16)?, "fast path, bfloat16 products (--precision bf16)"));
     }
     for n in [1usize, 256] {

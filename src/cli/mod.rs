@@ -11,7 +11,7 @@ pub mod train;
 use anyhow::Result;
 use ferlite::data::blur::check_sigma;
 use ferlite::data::{BadInput, Split};
-use ferlite::nn::winograd::Precision;
+use ferlite::nn::bf16::Precision;
 use ferlite::predict::Predictor;
 use std::path::PathBuf;
 

@@ -6,6 +6,7 @@
 //! Work is split across images with rayon; matrix products go through [`gemm::sgemm`].
 //! Why not a framework: see `docs/decisions.md` (training speed measured on this network).
 
+pub mod bf16;
 pub mod conv;
 pub mod direct_conv;
 pub mod gemm;

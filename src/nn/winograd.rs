@@ -18,10 +18,11 @@
 //! agree with direct convolution to about 1e-5 relative (`tests`).
 //!
 //! [`Precision::Bf16`] (inference only, CPUs with AVX-512 BF16) rounds the transformed weights and
-//! inputs to bfloat16 and multiplies them with `vdpbf16ps`, which does two multiply-adds per f32
-//! lane in the time an FMA does one; sums, transforms and outputs stay f32. The rounding (8
+//! inputs to bfloat16 and multiplies them with [`bf16`](super::bf16)'s kernel, twice the
+//! multiply-adds per instruction; sums, transforms and outputs stay f32. The rounding (8
 //! significant bits) moves outputs by about 1e-2 relative.
 
+use super::bf16::{self, for_row_count, Precision};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -37,6 +38,8 @@ const A: usize = 6;
 const P: usize = A * A;
 /// Input channels transformed together (one 8-lane register).
 const CI_LANES: usize = 8;
+// The products' register tile is bf16's: the same blocks of output channels and groups of tiles.
+const _: () = assert!(CO_TILE == bf16::COLUMNS && TILE_GROUP == bf16::ROWS);
 
 /// `G` of F(4x4, 3x3): turns a 3-tap filter into 6 Winograd-domain values.
 const G: [[f64; 3]; A] = [
@@ -47,18 +50,6 @@ const G: [[f64; 3]; A] = [
     [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
     [0.0, 0.0, 1.0],
 ];
-
-/// The number format of the Winograd-domain products; transforms and sums are f32 either way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// f32 throughout: agrees with direct convolution to about 1e-5 relative.
-    #[default]
-    F32,
-    /// bfloat16 operands, f32 sums: about twice as fast; needs AVX-512 BF16 ([`bf16_available`]).
-    /// On the embedded model, val/ accuracy moves by at most 0.3 points (docs/performance.md).
-    Bf16,
-}
 
 /// A 3x3 convolution's weights in the Winograd domain.
 #[derive(Clone, Debug)]
@@ -98,12 +89,12 @@ impl Winograd3x3 {
     }
 
     /// As [`new`](Self::new), with products in `precision`; `None` also for
-    /// [`Precision::Bf16`] on a CPU without it ([`bf16_available`]).
+    /// [`Precision::Bf16`] on a CPU without it ([`bf16::available`]).
     pub fn with_precision(weight: &[f32], cin: usize, cout: usize, precision: Precision) -> Option<Self> {
         if !super::direct_conv::available() || !cout.is_multiple_of(CO_TILE) || !cin.is_multiple_of(CI_LANES) || weight.len() != cout * cin * 9 {
             return None;
         }
-        if precision == Precision::Bf16 && !bf16_available() {
+        if precision == Precision::Bf16 && !bf16::available() {
             return None;
         }
         let mut packed = vec![0.0; P * cout * cin];
@@ -125,7 +116,7 @@ impl Winograd3x3 {
         });
         let packed = match precision {
             Precision::F32 => Packed::F32(packed),
-            Precision::Bf16 => Packed::Bf16(interleave_bf16_pairs(&packed, cin)),
+            Precision::Bf16 => Packed::Bf16(bf16::interleave_pairs(&packed, cin)),
         };
         Some(Winograd3x3 { cin, cout, packed })
     }
@@ -336,30 +327,16 @@ unsafe fn multiply_block<E>(u: *const E, x: *const E, cin: usize, tiles: usize, 
     }
 }
 
-/// Calls `$kernel::<n>` for a group's tile count `n` (1 to [`TILE_GROUP`]).
-macro_rules! for_tile_count {
-    ($n:expr, $kernel:ident($($arg:expr),*)) => {
-        match $n {
-            1 => $kernel::<1>($($arg),*),
-            2 => $kernel::<2>($($arg),*),
-            3 => $kernel::<3>($($arg),*),
-            4 => $kernel::<4>($($arg),*),
-            5 => $kernel::<5>($($arg),*),
-            _ => $kernel::<TILE_GROUP>($($arg),*),
-        }
-    };
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn multiply_block_f32(u: *const f32, x: *const f32, cin: usize, tiles: usize, products: *mut f32) {
-    multiply_block(u, x, cin, tiles, products, |n, u, x, dst| for_tile_count!(n, multiply_tiles(u, x, cin, dst)));
+    multiply_block(u, x, cin, tiles, products, |n, u, x, dst| for_row_count!(n, multiply_tiles(u, x, cin, dst)));
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
 unsafe fn multiply_block_bf16(u: *const u16, x: *const u16, cin: usize, tiles: usize, products: *mut f32) {
-    multiply_block(u, x, cin, tiles, products, |n, u, x, dst| for_tile_count!(n, multiply_tiles_bf16(u, x, cin, dst)));
+    multiply_block(u, x, cin, tiles, products, |n, u, x, dst| for_row_count!(n, bf16::multiply_tiles(u, x, cin, dst, CO_TILE)));
 }
 
 /// One Winograd-domain product for `T` tiles of a group (`x`, `[tile][cin]`) and 16 output channels
@@ -382,47 +359,6 @@ unsafe fn multiply_tiles<const T: usize>(u: *const f32, x: *const f32, cin: usiz
         _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
         _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
     }
-}
-
-/// [`multiply_tiles`] in bfloat16: `x` `[tile][cin]` and `u` `[cin / 2][16][2]`, one `vdpbf16ps`
-/// per two input channels (a pair of `x` broadcast against 8 channels' pairs of `u`), f32 sums.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
-#[inline]
-unsafe fn multiply_tiles_bf16<const T: usize>(u: *const u16, x: *const u16, cin: usize, dst: *mut f32) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; T];
-    for pair in 0..cin / 2 {
-        let w: [__m256bh; 2] = std::array::from_fn(|half| std::mem::transmute(_mm256_loadu_si256(u.add((pair * CO_TILE + half * 8) * 2).cast())));
-        for (t, acc) in acc.iter_mut().enumerate() {
-            let b: __m256bh = std::mem::transmute(_mm256_set1_epi32(x.add(t * cin + 2 * pair).cast::<i32>().read_unaligned()));
-            acc[0] = _mm256_dpbf16_ps(acc[0], b, w[0]);
-            acc[1] = _mm256_dpbf16_ps(acc[1], b, w[1]);
-        }
-    }
-    for (t, acc) in acc.iter().enumerate() {
-        _mm256_storeu_ps(dst.add(t * CO_TILE), acc[0]);
-        _mm256_storeu_ps(dst.add(t * CO_TILE + 8), acc[1]);
-    }
-}
-
-/// f32 weight matrices `[..][cin][16]` to bfloat16 `[..][cin / 2][16][2]` (see [`Packed::Bf16`]).
-fn interleave_bf16_pairs(packed: &[f32], cin: usize) -> Vec<u16> {
-    let mut out = vec![0; packed.len()];
-    for (src, dst) in packed.chunks_exact(cin * CO_TILE).zip(out.chunks_exact_mut(cin * CO_TILE)) {
-        for ci in 0..cin {
-            for co in 0..CO_TILE {
-                dst[((ci / 2) * CO_TILE + co) * 2 + ci % 2] = bf16_bits(src[ci * CO_TILE + co]);
-            }
-        }
-    }
-    out
-}
-
-/// `x` rounded to bfloat16 (to nearest, ties to even, as `vcvtneps2bf16`); `x` is finite.
-fn bf16_bits(x: f32) -> u16 {
-    let bits = x.to_bits();
-    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
 }
 
 /// Copies `x` `[cin, h, w]` into the interior rows of a channels-last buffer (`pw` pixels a row,
@@ -543,22 +479,6 @@ pub fn available() -> bool {
     super::direct_conv::available()
 }
 
-/// Whether this CPU runs [`Precision::Bf16`]: AVX-512 BF16 (Zen 4 and later, Intel Cooper Lake and
-/// Sapphire Rapids and later) besides [`available`].
-pub fn bf16_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        available()
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,7 +505,7 @@ mod tests {
 
     #[test]
     fn bf16_products_match_im2col_and_gemm_to_their_rounding() {
-        if !bf16_available() {
+        if !bf16::available() {
             eprintln!("skipped: this CPU has no AVX-512 BF16, Precision::Bf16 is not used here");
             return;
         }
@@ -601,14 +521,14 @@ mod tests {
 
     #[test]
     fn bf16_kernel_computes_f32_products_of_rounded_operands() {
-        if !bf16_available() {
+        if !bf16::available() {
             eprintln!("skipped: this CPU has no AVX-512 BF16, Precision::Bf16 is not used here");
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (128, 128, 12, 12)] {
             let (x, weight, _) = random_case(&mut rng, shape);
-            let round = |v: &mut [f32]| v.iter_mut().for_each(|v| *v = f32::from_bits((bf16_bits(*v) as u32) << 16));
+            let round = |v: &mut [f32]| v.iter_mut().for_each(|v| *v = f32::from_bits((bf16::bits(*v) as u32) << 16));
             // The f32 kernel on operands rounded beforehand.
             let mut emulated = Winograd3x3::new(&weight, cin, cout).unwrap();
             let Packed::F32(packed) = &mut emulated.packed else { unreachable!() };
@@ -622,15 +542,6 @@ mod tests {
             conv.transform_input(&x, (h, w), &mut scratch, &mut v);
             assert_matches(shape, CO_TILE, &expected, |channels, out| conv.run(&v, (h, w), channels, out));
         }
-    }
-
-    #[test]
-    fn bf16_rounds_to_nearest_even() {
-        assert_eq!(bf16_bits(1.0), 0x3f80);
-        assert_eq!(bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80, "a tie rounds to the even 0x3f80");
-        assert_eq!(bf16_bits(f32::from_bits(0x3f81_8000)), 0x3f82, "a tie rounds to the even 0x3f82");
-        assert_eq!(bf16_bits(f32::from_bits(0x3f80_8001)), 0x3f81, "above the tie rounds up");
-        assert_eq!(bf16_bits(-2.0), 0xc000);
     }
 
     #[test]
