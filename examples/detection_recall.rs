@@ -5,7 +5,9 @@
 //! given a model, how often the label from the photo equals the label of the original 48x48 face
 //! and how often each is right (flip TTA, `predict`'s default).
 //!
-//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [both|ssd|seeta] [DUMP_DIR]
+//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [both|ssd|seeta][:bf16] [DUMP_DIR]
+//!
+//! `:bf16` runs the SSD detector (and the model) with `--precision bf16`'s products.
 //!
 //! With DUMP_DIR, each grid photo is also written there as raw RGB (`grid_NNNN_WxH.rgb`) with a
 //! `placed.jsonl` of where each face went, for running other detectors (face-api) on the same photos.
@@ -14,6 +16,7 @@ use ferlite::data::{load, BadInput, Split};
 use ferlite::analyze::classify_detected;
 use ferlite::emotion::EMOTIONS;
 use ferlite::faces::{crop_face, Detector, FaceBox};
+use ferlite::nn::bf16::Precision;
 use ferlite::predict::{Predictor, Tta};
 
 mod common;
@@ -25,12 +28,17 @@ fn main() -> anyhow::Result<()> {
         Some("train") => Split::Train,
         _ => Split::Val,
     };
-    let predictor = std::env::args().nth(3).filter(|m| m != "-").map(|m| Predictor::load(Some(std::path::Path::new(&m)))).transpose()?;
-    let detector = match std::env::args().nth(4).as_deref() {
-        Some("seeta") => Detector::Seeta,
-        Some("ssd") => Detector::Ssd,
+    let detector_arg = std::env::args().nth(4).unwrap_or_default();
+    let (detector_name, precision) = match detector_arg.strip_suffix(":bf16") {
+        Some(name) => (name, Precision::Bf16),
+        None => (detector_arg.as_str(), Precision::F32),
+    };
+    let detector = match detector_name {
+        "seeta" => Detector::Seeta,
+        "ssd" => Detector::Ssd,
         _ => Detector::Both,
     };
+    let predictor = std::env::args().nth(3).filter(|m| m != "-").map(|m| Predictor::load(Some(std::path::Path::new(&m)))?.with_precision(precision)).transpose()?;
     let dump = std::env::args().nth(5).map(std::path::PathBuf::from);
     let mut placed_log = match &dump {
         Some(dir) => {
@@ -58,7 +66,7 @@ fn main() -> anyhow::Result<()> {
             let faces: Vec<_> = placed.iter().map(|&(i, cx, cy)| serde_json::json!({"source": set.sources[i], "label": set.labels[i], "cx": cx, "cy": cy, "side": SIDE})).collect();
             writeln!(log, "{}", serde_json::json!({"file": name, "width": photo.width(), "height": photo.height(), "faces": faces}))?;
         }
-        let boxes = detector.detect(&image::DynamicImage::ImageLuma8(photo.clone()))?;
+        let boxes = detector.detect_with(&image::DynamicImage::ImageLuma8(photo.clone()), ferlite::faces::ssd::MIN_CONFIDENCE, precision)?;
         for (i, cx, cy) in placed {
             let class = set.labels[i] as usize;
             total[class] += 1;

@@ -85,7 +85,8 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, search: FaceSearch, 
     let (boxes, predictions) = if whole {
         (vec![FaceBox::whole(photo.width(), photo.height())], predictor.predict(&face_pixels(photo), tta))
     } else {
-        let boxes = search.detector.detect_with(photo, search.min_ssd_score)?;
+        // The detector's products in the classifier's precision: one choice for the whole photo.
+        let boxes = search.detector.detect_with(photo, search.min_ssd_score, predictor.precision())?;
         let predictions = classify_detected(predictor, &photo.to_luma8(), &boxes, tta);
         (boxes, predictions)
     };

@@ -113,16 +113,26 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.photo {
         let photo = ferlite::image_io::open_image(path)?.resize_exact(640, 480, image::imageops::FilterType::Triangle);
-        let predictor = ferlite::predict::Predictor::new(net.clone());
-        for detector in [Detector::Both, Detector::Ssd, Detector::Seeta] {
-            let mut faces = 0;
-            let (med, lo, hi) = time(args.repeats * 5, || {
-                faces = analyze(&predictor, &photo, FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() }, Tta::None).map(|f| f.len()).unwrap_or(0);
-            });
-            let (det, _, _) = time(args.repeats * 5, || {
-                std::hint::black_box(detector.detect(&photo).ok());
-            });
-            println!("photo  640x480, {detector:?} detector, {faces} face(s): {:.1} ms detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms", med * 1e3, lo * 1e3, hi * 1e3, det * 1e3);
+        let precisions = if bf16::available() { &[Precision::F32, Precision::Bf16][..] } else { &[Precision::F32][..] };
+        for &precision in precisions {
+            let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
+            let label = if precision == Precision::Bf16 { ", --precision bf16" } else { "" };
+            for detector in [Detector::Both, Detector::Ssd, Detector::Seeta] {
+                let mut faces = 0;
+                let (med, lo, hi) = time(args.repeats * 5, || {
+                    faces = analyze(&predictor, &photo, FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() }, Tta::None).map(|f| f.len()).unwrap_or(0);
+                });
+                let (det, _, _) = time(args.repeats * 5, || {
+                    std::hint::black_box(detector.detect_with(&photo, ferlite::faces::ssd::MIN_CONFIDENCE, precision).ok());
+                });
+                println!(
+                    "photo  640x480, {detector:?} detector{label}, {faces} face(s): {:.1} ms detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms",
+                    med * 1e3,
+                    lo * 1e3,
+                    hi * 1e3,
+                    det * 1e3
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 pub mod seeta;
 pub mod ssd;
 
+use crate::nn::bf16::Precision;
 use crate::emotion::FACE_SIZE;
 use anyhow::Result;
 use image::{DynamicImage, GrayImage};
@@ -88,24 +89,25 @@ pub enum Detector {
 impl Detector {
     /// Faces in `photo`, largest first, in its pixels.
     pub fn detect(self, photo: &DynamicImage) -> Result<Vec<FaceBox>> {
-        self.detect_with(photo, ssd::MIN_CONFIDENCE)
+        self.detect_with(photo, ssd::MIN_CONFIDENCE, Precision::F32)
     }
 
     /// [`Detector::detect`] keeping the SSD's faces that score above `min_ssd_score` (0-1) instead
-    /// of [`ssd::MIN_CONFIDENCE`]. SeetaFace's faces are unaffected: its scores are on another scale.
-    pub fn detect_with(self, photo: &DynamicImage, min_ssd_score: f32) -> Result<Vec<FaceBox>> {
-        let mut faces = self.detect_unordered(photo, min_ssd_score)?;
+    /// of [`ssd::MIN_CONFIDENCE`] (SeetaFace's faces are unaffected: its scores are on another
+    /// scale), the SSD's products in `precision` (bfloat16 needs [`crate::nn::bf16::available`]).
+    pub fn detect_with(self, photo: &DynamicImage, min_ssd_score: f32, precision: Precision) -> Result<Vec<FaceBox>> {
+        let mut faces = self.detect_unordered(photo, min_ssd_score, precision)?;
         faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
         Ok(faces)
     }
 
     /// The faces this detector finds, in no particular order (`detect_with` orders them, once).
-    fn detect_unordered(self, photo: &DynamicImage, min_ssd_score: f32) -> Result<Vec<FaceBox>> {
+    fn detect_unordered(self, photo: &DynamicImage, min_ssd_score: f32, precision: Precision) -> Result<Vec<FaceBox>> {
         Ok(match self {
-            Detector::Ssd => ssd_detector()?.detect(&photo.to_rgb8(), min_ssd_score),
+            Detector::Ssd => ssd_detector(precision)?.detect(&photo.to_rgb8(), min_ssd_score),
             Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
             Detector::Both => {
-                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect_unordered(photo, min_ssd_score), || Detector::Seeta.detect_unordered(photo, min_ssd_score));
+                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect_unordered(photo, min_ssd_score, precision), || Detector::Seeta.detect_unordered(photo, min_ssd_score, precision));
                 let mut faces = ssd?;
                 let extra: Vec<FaceBox> = seeta?.into_iter().filter(|s| !faces.iter().any(|f| f.same_face(s))).collect();
                 faces.extend(extra);
@@ -115,10 +117,11 @@ impl Detector {
     }
 }
 
-/// The SSD detector, built once per process from the embedded weights (it is read-only, so threads share it).
-fn ssd_detector() -> Result<&'static ssd::SsdDetector> {
-    static SSD: std::sync::OnceLock<Result<ssd::SsdDetector, String>> = std::sync::OnceLock::new();
-    SSD.get_or_init(|| ssd::SsdDetector::new().map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+/// The SSD detector for `precision`, built once per process from the embedded weights (it is
+/// read-only, so threads share it).
+fn ssd_detector(precision: Precision) -> Result<&'static ssd::SsdDetector> {
+    static SSD: [std::sync::OnceLock<Result<ssd::SsdDetector, String>>; 2] = [const { std::sync::OnceLock::new() }; 2];
+    SSD[precision as usize].get_or_init(|| ssd::SsdDetector::new(precision).map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Crop sides, relative to [`FaceBox::crop_margin`]'s, at which a detected face is classified,

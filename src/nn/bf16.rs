@@ -57,11 +57,16 @@ pub fn interleave_pairs(blocks: &[f32], k: usize) -> Vec<u16> {
     for (src, dst) in blocks.chunks_exact(k * COLUMNS).zip(out.chunks_exact_mut(k * COLUMNS)) {
         for row in 0..k {
             for col in 0..COLUMNS {
-                dst[((row / 2) * COLUMNS + col) * 2 + row % 2] = bits(src[row * COLUMNS + col]);
+                dst[pair_index(row, col)] = bits(src[row * COLUMNS + col]);
             }
         }
     }
     out
+}
+
+/// Where value (`row`, `col`) of a `k x 16` block goes in its interleaved `[k / 2][16][2]` form.
+fn pair_index(row: usize, col: usize) -> usize {
+    ((row / 2) * COLUMNS + col) * 2 + row % 2
 }
 
 /// Calls `$kernel::<r>` for a register tile's row count `r` (1 to [`ROWS`]).
@@ -94,8 +99,13 @@ impl PackedMatrix {
         if !k.is_multiple_of(2) || !n.is_multiple_of(COLUMNS) || values.len() != k * n {
             return None;
         }
-        let blocks: Vec<f32> = (0..n / COLUMNS).flat_map(|b| (0..k).flat_map(move |row| &values[row * n + b * COLUMNS..][..COLUMNS])).copied().collect();
-        Some(PackedMatrix { k, n, data: interleave_pairs(&blocks, k) })
+        let mut data = vec![0; k * n];
+        for (row, values) in values.chunks_exact(n).enumerate() {
+            for (col, &value) in values.iter().enumerate() {
+                data[col / COLUMNS * k * COLUMNS + pair_index(row, col % COLUMNS)] = bits(value);
+            }
+        }
+        Some(PackedMatrix { k, n, data })
     }
 
     /// `out` `[m][n]` = `a` `[m][k]` x this, `a` rounded to bfloat16 first (`scratch` holds it).
