@@ -49,6 +49,12 @@ pub fn bits(x: f32) -> u16 {
     (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
 }
 
+/// `x` rounded to bfloat16 and widened back to f32: what the products see (for tests).
+#[cfg(test)]
+pub(crate) fn rounded(x: f32) -> f32 {
+    f32::from_bits((bits(x) as u32) << 16)
+}
+
 /// Matrices of `k x 16` f32 values, one after another, to bfloat16 with each pair of rows side by
 /// side: `[..][k / 2][16][2]`. `k` is even.
 pub fn interleave_pairs(blocks: &[f32], k: usize) -> Vec<u16> {
@@ -203,7 +209,7 @@ mod tests {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| f32::from_bits((bits(x) as u32) << 16)).collect() };
+        let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| rounded(x)).collect() };
         for (m, k, n) in [(1, 2, 16), (7, 32, 32), (13, 64, 48), (256, 512, 128)] {
             let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
             let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();

@@ -528,7 +528,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for shape @ (cin, cout, h, w) in [(8, 16, 5, 7), (32, 32, 48, 48), (128, 128, 12, 12)] {
             let (x, weight, _) = random_case(&mut rng, shape);
-            let round = |v: &mut [f32]| v.iter_mut().for_each(|v| *v = f32::from_bits((bf16::bits(*v) as u32) << 16));
+            let round = |v: &mut [f32]| v.iter_mut().for_each(|v| *v = bf16::rounded(*v));
             // The f32 kernel on operands rounded beforehand.
             let mut emulated = Winograd3x3::new(&weight, cin, cout).unwrap();
             let Packed::F32(packed) = &mut emulated.packed else { unreachable!() };
