@@ -221,7 +221,7 @@ impl FastNetwork {
     /// The same network with its Winograd products in `precision`; an error when this CPU lacks
     /// it.
     pub fn with_precision(mut self, precision: Precision) -> anyhow::Result<Self> {
-        Self::check_precision(precision)?;
+        precision.check()?;
         let convs = std::iter::once(&mut self.stem).chain(self.stages.iter_mut().flat_map(|s| [&mut s.a, &mut s.b, &mut s.c]));
         convs.for_each(|conv| conv.set_precision(precision));
         Ok(self)
@@ -271,16 +271,6 @@ impl FastNetwork {
             });
         }
         logits
-    }
-
-    /// An error when this CPU cannot run `precision` (bfloat16 needs AVX-512 BF16).
-    pub fn check_precision(precision: Precision) -> anyhow::Result<()> {
-        if precision == Precision::Bf16 && !crate::nn::bf16::available() {
-            anyhow::bail!(
-                "--precision bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake or Sapphire Rapids or later) and FERLITE_SIMD not off; this one cannot: use f32"
-            );
-        }
-        Ok(())
     }
 
     /// Batch-1 forward pass timing each layer: `(layer name, time)` in order, plus the logits.

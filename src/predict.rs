@@ -123,7 +123,7 @@ impl Predictor {
     /// this CPU lacks it ([`Precision::Bf16`] needs AVX-512 BF16).
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
         // Checked now rather than when the network is first folded.
-        FastNetwork::check_precision(precision)?;
+        precision.check()?;
         self.precision = precision;
         self.fast = OnceLock::new();
         Ok(self)

@@ -96,6 +96,7 @@ impl Detector {
     /// of [`ssd::MIN_CONFIDENCE`] (SeetaFace's faces are unaffected: its scores are on another
     /// scale), the SSD's products in `precision` (bfloat16 needs [`crate::nn::bf16::available`]).
     pub fn detect_with(self, photo: &DynamicImage, min_ssd_score: f32, precision: Precision) -> Result<Vec<FaceBox>> {
+        precision.check()?;
         let mut faces = self.detect_unordered(photo, min_ssd_score, precision)?;
         faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
         Ok(faces)

@@ -27,6 +27,18 @@ pub enum Precision {
     Bf16,
 }
 
+impl Precision {
+    /// An error when this CPU cannot run this precision (bfloat16 needs [`available`]).
+    pub fn check(self) -> anyhow::Result<()> {
+        if self == Precision::Bf16 && !available() {
+            anyhow::bail!(
+                "--precision bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake or Sapphire Rapids or later) and FERLITE_SIMD not off; this one cannot: use f32"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Whether this CPU runs [`Precision::Bf16`]: AVX-512 BF16 (AMD Zen 4 and later, Intel Cooper Lake
 /// and Sapphire Rapids and later) besides AVX2/FMA, and `FERLITE_SIMD` is not `off`.
 pub fn available() -> bool {
