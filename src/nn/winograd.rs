@@ -18,7 +18,7 @@
 //! agree with direct convolution to about 1e-5 relative (`tests`).
 //!
 //! [`Precision::Bf16`] (inference only, CPUs with AVX-512 BF16) rounds the transformed weights and
-//! inputs to bfloat16 and multiplies them with [`bf16`](super::bf16)'s kernel, twice the
+//! inputs to bfloat16 and multiplies them with [`super::bf16`]'s kernel, twice the
 //! multiply-adds per instruction; sums, transforms and outputs stay f32. The rounding (8
 //! significant bits) moves outputs by about 1e-2 relative.
 
