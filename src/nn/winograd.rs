@@ -269,7 +269,8 @@ impl Winograd3x3 {
 /// Transforms every tile's patch of the channels-last `scratch` into the Winograd domain and hands
 /// each 8-channel vector to `store` with its index in `v` (`[tile group][36][6 tiles][cin]`).
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize), pw: usize, mut store: impl FnMut(usize, std::arch::x86_64::__m256)) {
     use std::arch::x86_64::*;
     let src = scratch.as_ptr();
@@ -277,13 +278,22 @@ unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize),
         let (ty, tx) = (tile / tw, tile % tw);
         let (group, slot) = (tile / TILE_GROUP, tile % TILE_GROUP);
         for c0 in (0..cin).step_by(CI_LANES) {
-            let at = |r: usize, c: usize| _mm256_loadu_ps(src.add(((ty * M + r) * pw + tx * M + c) * cin + c0));
-            // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows.
-            let columns: [[__m256; A]; A] = std::array::from_fn(|c| input_transform(std::array::from_fn(|r| at(r, c))));
-            #[allow(clippy::needless_range_loop)] // `i` picks the same row of every column
+            // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows. Plain loops rather than closures
+            // (`array::from_fn`): a closure LLVM leaves out of line costs a call per vector.
+            let mut columns = [[_mm256_setzero_ps(); A]; A];
+            for (c, column) in columns.iter_mut().enumerate() {
+                let mut d = [_mm256_setzero_ps(); A];
+                for (r, d) in d.iter_mut().enumerate() {
+                    *d = _mm256_loadu_ps(src.add(((ty * M + r) * pw + tx * M + c) * cin + c0));
+                }
+                *column = input_transform(d);
+            }
             for i in 0..A {
-                let row = input_transform(std::array::from_fn(|c| columns[c][i]));
-                for (j, value) in row.iter().enumerate() {
+                let mut d = [_mm256_setzero_ps(); A];
+                for (c, d) in d.iter_mut().enumerate() {
+                    *d = columns[c][i];
+                }
+                for (j, value) in input_transform(d).iter().enumerate() {
                     store(((group * P + i * A + j) * TILE_GROUP + slot) * cin + c0, *value);
                 }
             }
@@ -313,7 +323,8 @@ unsafe fn transform_tiles_bf16(scratch: &[f32], cin: usize, grid: (usize, usize)
 /// a time (2-8 KB, stays in L1) against every group of tiles. `multiply(n, u, x, dst)` multiplies
 /// the first `n` tiles of a group.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn multiply_block<E>(u: *const E, x: *const E, cin: usize, tiles: usize, products: *mut f32, multiply: impl Fn(usize, *const E, *const E, *mut f32)) {
     let groups = tiles.div_ceil(TILE_GROUP);
     for p in 0..P {
@@ -390,7 +401,8 @@ unsafe fn to_channels_last(x: &[f32], cin: usize, (h, w): (usize, usize), pw: us
 
 /// Transposes an 8x8 block: lane `j` of `rows[k]` becomes lane `k` of the result's `j`.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
     use std::arch::x86_64::*;
     let t: [__m256; 8] = [
@@ -427,7 +439,8 @@ unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64
 
 /// Four pixels x eight channels (`v[pixel]` holds the channels) to eight channels x four pixels.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn transpose_8x4(v: [std::arch::x86_64::__m256; M]) -> [std::arch::x86_64::__m128; 8] {
     use std::arch::x86_64::*;
     // 4x4 transposes inside each 128-bit half: channels 0-3 in the low halves, 4-7 in the high.
@@ -440,7 +453,8 @@ unsafe fn transpose_8x4(v: [std::arch::x86_64::__m256; M]) -> [std::arch::x86_64
 /// `Bᵀ d` for one column (or row) of 6 values, 8 lanes at a time:
 /// `Bᵀ = [[4,0,-5,0,1,0], [0,-4,-4,1,1,0], [0,4,-4,-1,1,0], [0,-2,-1,2,1,0], [0,2,-1,-2,1,0], [0,4,0,-5,0,1]]`.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn input_transform(d: [std::arch::x86_64::__m256; A]) -> [std::arch::x86_64::__m256; A] {
     use std::arch::x86_64::*;
     let (four, five, two) = (_mm256_set1_ps(4.0), _mm256_set1_ps(5.0), _mm256_set1_ps(2.0));
@@ -461,7 +475,8 @@ unsafe fn input_transform(d: [std::arch::x86_64::__m256; A]) -> [std::arch::x86_
 /// `Aᵀ m` for one column (or row) of 6 products:
 /// `Aᵀ = [[1,1,1,1,1,0], [0,1,-1,2,-2,0], [0,1,1,4,4,0], [0,1,-1,8,-8,1]]`.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn output_transform(m: [std::arch::x86_64::__m256; A]) -> [std::arch::x86_64::__m256; M] {
     use std::arch::x86_64::*;
     let (a, b) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
