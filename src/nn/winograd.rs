@@ -288,6 +288,7 @@ unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize),
                 }
                 *column = input_transform(d);
             }
+            #[allow(clippy::needless_range_loop)] // `i` picks the same row of every column
             for i in 0..A {
                 let mut d = [_mm256_setzero_ps(); A];
                 for (c, d) in d.iter_mut().enumerate() {
