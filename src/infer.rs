@@ -133,9 +133,12 @@ impl FoldedConv {
     /// Re-prepares the Winograd kernel for products in `precision` (the caller checked the CPU
     /// has it: see [`FastNetwork::with_precision`]).
     fn set_precision(&mut self, precision: Precision) {
-        if matches!(self.fast, Some(Kernel3x3::Winograd(_))) {
-            self.fast = Kernel3x3::new(&self.weight, self.cin, self.cout, precision);
-        }
+        self.fast = match self.fast.take() {
+            Some(Kernel3x3::Winograd(kernel)) => {
+                kernel.in_precision(precision).map(Kernel3x3::Winograd).or_else(|| Kernel3x3::new(&self.weight, self.cin, self.cout, precision))
+            }
+            other => other,
+        };
     }
 
     /// `out[cout, h*w]` for `x[cin, h*w]`, then the epilogue. `split` blocks of output channels run

@@ -85,16 +85,7 @@ impl Winograd3x3 {
     /// AVX2/FMA, `cout` is not a multiple of 16 or `cin` not a multiple of 8 (the caller keeps
     /// another kernel).
     pub fn new(weight: &[f32], cin: usize, cout: usize) -> Option<Self> {
-        Self::with_precision(weight, cin, cout, Precision::F32)
-    }
-
-    /// As [`new`](Self::new), with products in `precision`; `None` also for
-    /// [`Precision::Bf16`] on a CPU without it ([`bf16::available`]).
-    pub fn with_precision(weight: &[f32], cin: usize, cout: usize, precision: Precision) -> Option<Self> {
         if !super::direct_conv::available() || !cout.is_multiple_of(CO_TILE) || !cin.is_multiple_of(CI_LANES) || weight.len() != cout * cin * 9 {
-            return None;
-        }
-        if precision == Precision::Bf16 && !bf16::available() {
             return None;
         }
         let mut packed = vec![0.0; P * cout * cin];
@@ -114,11 +105,26 @@ impl Winograd3x3 {
                 }
             }
         });
-        let packed = match precision {
-            Precision::F32 => Packed::F32(packed),
-            Precision::Bf16 => Packed::Bf16(bf16::interleave_pairs(&packed, cin)),
-        };
-        Some(Winograd3x3 { cin, cout, packed })
+        Some(Winograd3x3 { cin, cout, packed: Packed::F32(packed) })
+    }
+
+    /// As [`new`](Self::new), with products in `precision`; `None` also for
+    /// [`Precision::Bf16`] on a CPU without it ([`bf16::available`]).
+    pub fn with_precision(weight: &[f32], cin: usize, cout: usize, precision: Precision) -> Option<Self> {
+        Self::new(weight, cin, cout)?.in_precision(precision)
+    }
+
+    /// These weights with products in `precision`, derived from the transform already made
+    /// rather than transforming again (f32 to bfloat16 is a rounding); `None` for bfloat16 on a
+    /// CPU without it, and for f32 from bfloat16 (the rounding cannot be undone: transform anew).
+    pub fn in_precision(self, precision: Precision) -> Option<Self> {
+        match (self.packed, precision) {
+            (packed @ Packed::F32(_), Precision::F32) | (packed @ Packed::Bf16(_), Precision::Bf16) => Some(Winograd3x3 { packed, ..self }),
+            (Packed::F32(packed), Precision::Bf16) => {
+                bf16::available().then(|| Winograd3x3 { packed: Packed::Bf16(bf16::interleave_pairs(&packed, self.cin)), ..self })
+            }
+            (Packed::Bf16(_), Precision::F32) => None,
+        }
     }
 
     pub fn precision(&self) -> Precision {
