@@ -159,7 +159,10 @@ pub(crate) unsafe fn multiply_tiles<const T: usize>(u: *const u16, x: *const u16
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); 2]; T];
     for pair in 0..k / 2 {
-        let w: [__m256bh; 2] = std::array::from_fn(|half| std::mem::transmute(_mm256_loadu_si256(u.add((pair * COLUMNS + half * 8) * 2).cast())));
+        let w: [__m256bh; 2] = [
+            std::mem::transmute::<__m256i, __m256bh>(_mm256_loadu_si256(u.add(pair * COLUMNS * 2).cast())),
+            std::mem::transmute::<__m256i, __m256bh>(_mm256_loadu_si256(u.add((pair * COLUMNS + 8) * 2).cast())),
+        ];
         for (t, acc) in acc.iter_mut().enumerate() {
             let b: __m256bh = std::mem::transmute(_mm256_set1_epi32(x.add(t * k + 2 * pair).cast::<i32>().read_unaligned()));
             acc[0] = _mm256_dpbf16_ps(acc[0], b, w[0]);

@@ -236,9 +236,23 @@ impl Winograd3x3 {
             for tile in 0..tiles {
                 let (y0, x0) = (tile / tw * M, tile % tw * M);
                 for half in 0..2 {
-                    let m = |i: usize, j: usize| _mm256_loadu_ps(products.as_ptr().add(((i * A + j) * groups * TILE_GROUP + tile) * CO_TILE + half * 8));
-                    let columns: [[__m256; M]; A] = std::array::from_fn(|j| output_transform(std::array::from_fn(|i| m(i, j))));
-                    let rows: [[__m256; M]; M] = std::array::from_fn(|r| output_transform(std::array::from_fn(|j| columns[j][r])));
+                    // Plain loops rather than closures, as in `transform_tiles`.
+                    let mut columns = [[_mm256_setzero_ps(); M]; A];
+                    for (j, column) in columns.iter_mut().enumerate() {
+                        let mut m = [_mm256_setzero_ps(); A];
+                        for (i, m) in m.iter_mut().enumerate() {
+                            *m = _mm256_loadu_ps(products.as_ptr().add(((i * A + j) * groups * TILE_GROUP + tile) * CO_TILE + half * 8));
+                        }
+                        *column = output_transform(m);
+                    }
+                    let mut rows = [[_mm256_setzero_ps(); M]; M];
+                    for (r, row) in rows.iter_mut().enumerate() {
+                        let mut m = [_mm256_setzero_ps(); A];
+                        for (j, m) in m.iter_mut().enumerate() {
+                            *m = columns[j][r];
+                        }
+                        *row = output_transform(m);
+                    }
                     for (r, row) in rows.iter().enumerate().take(h - y0) {
                         let pixel = first_row + half * 8 * hw + (y0 + r) * w + x0;
                         if w - x0 >= M {
