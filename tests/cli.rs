@@ -222,7 +222,7 @@ fn evaluates_an_image_folder_split_and_predicts_as_json() {
 }
 
 #[test]
-fn bench_inference_only_prints_the_four_inference_rows_and_no_training_row() {
+fn bench_inference_only_prints_the_inference_rows_and_no_training_row() {
     let o = ferlite(&["--threads", "1", "bench", "--inference-only", "--repeats", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);

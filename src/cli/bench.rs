@@ -81,10 +81,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 
     let fast = net.fold();
     // bfloat16 products where the CPU has them (AVX-512 BF16), timed beside f32.
-    let mut fast_paths = vec![(fast.clone(), "fast path (folded, fused)")];
-    if bf16::available() {
-        fast_paths.push((fast.clone().with_precision(Precision::Bf16)?, "fast path, bfloat16 products (--precision bf16)"));
-    }
+    let precisions = if bf16::available() { &[Precision::F32, Precision::Bf16][..] } else { &[Precision::F32][..] };
+    let label = |precision| if precision == Precision::Bf16 { ", bfloat16 products (--precision bf16)" } else { " (folded, fused)" };
+    let fast_paths = precisions.iter().map(|&p| Ok((fast.clone().with_precision(p)?, format!("fast path{}", label(p))))).collect::<Result<Vec<_>>>()?;
     for n in [1usize, 256] {
         let x = random_batch(n);
         let repeats = if n == 1 { args.repeats * 20 } else { args.repeats };
@@ -113,7 +112,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.photo {
         let photo = ferlite::image_io::open_image(path)?.resize_exact(640, 480, image::imageops::FilterType::Triangle);
-        let precisions = if bf16::available() { &[Precision::F32, Precision::Bf16][..] } else { &[Precision::F32][..] };
         for &precision in precisions {
             let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
             let label = if precision == Precision::Bf16 { ", --precision bf16" } else { "" };
