@@ -9,6 +9,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferlite::emotion::NUM_CLASSES;
 use ferlite::model::{Network, NetworkConfig};
+use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::Optimizer;
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
@@ -74,13 +75,18 @@ fn training_step(c: &mut Criterion) {
     let mut grads = vec![0.0; net.num_params()];
     let mut group = c.benchmark_group("training");
     group.throughput(Throughput::Elements(64)).sample_size(10);
+    // As `ferlite train` runs its steps.
+    ferlite::train::retain_freed_memory();
     let mut step = 0u64;
-    group.bench_function("step_batch_64", |b| {
-        b.iter(|| {
-            step += 1;
-            train_step(&mut net, &mut optimizer, &mut grads, x.clone(), &labels, 0.1, None, None, 0.01, &mut rng_for(&[step]));
-        })
-    });
+    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd, ConvAlgorithm::WinogradFull] {
+        net.set_conv_algorithm(algorithm);
+        group.bench_function(BenchmarkId::new("step_batch_64", format!("{algorithm:?}")), |b| {
+            b.iter(|| {
+                step += 1;
+                train_step(&mut net, &mut optimizer, &mut grads, x.clone(), &labels, 0.1, None, None, 0.01, &mut rng_for(&[step]));
+            })
+        });
+    }
     group.finish();
 }
 

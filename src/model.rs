@@ -524,10 +524,15 @@ mod tests {
             (logits.data, grads)
         };
         let (logits, grads) = step(ConvAlgorithm::Im2col);
-        let (winograd_logits, winograd_grads) = step(ConvAlgorithm::Winograd);
         let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-        assert!(worst(&logits, &winograd_logits) < 1e-4, "logits differ by {} of their range", worst(&logits, &winograd_logits));
-        assert!(worst(&grads, &winograd_grads) < 1e-3, "gradients differ by {} of their range", worst(&grads, &winograd_grads));
-        assert_ne!(grads, winograd_grads, "both steps ran the same kernel: Winograd was not used");
+        let mut all_grads = vec![];
+        for algorithm in [ConvAlgorithm::Winograd, ConvAlgorithm::WinogradFull] {
+            let (winograd_logits, winograd_grads) = step(algorithm);
+            assert!(worst(&logits, &winograd_logits) < 1e-4, "{algorithm:?}: logits differ by {} of their range", worst(&logits, &winograd_logits));
+            assert!(worst(&grads, &winograd_grads) < 1e-3, "{algorithm:?}: gradients differ by {} of their range", worst(&grads, &winograd_grads));
+            assert_ne!(grads, winograd_grads, "{algorithm:?}: both steps ran the same kernel: Winograd was not used");
+            all_grads.push(winograd_grads);
+        }
+        assert_ne!(all_grads[0], all_grads[1], "WinogradFull computed Winograd's weight gradients");
     }
 }

@@ -10,6 +10,7 @@ use ferlite::nn::bf16::{self, Precision};
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
 use ferlite::train::train_step;
+use clap::ValueEnum;
 use rand::Rng;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -66,14 +67,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut opt = Optimizer::new(Default::default(), net.param_layout.decay_mask());
     let mut grads = vec![0.0; net.num_params()];
     let mut step = 0u64;
-    let algorithms = if args.inference_only { &[][..] } else { &[ConvAlgorithm::Im2col, ConvAlgorithm::Winograd][..] };
+    let algorithms = if args.inference_only { &[][..] } else { &[ConvAlgorithm::Im2col, ConvAlgorithm::Winograd, ConvAlgorithm::WinogradFull][..] };
+    // As `ferlite train` runs its steps.
+    ferlite::train::retain_freed_memory();
     for &algorithm in algorithms {
         net.set_conv_algorithm(algorithm);
         let (med, lo, hi) = time(args.repeats, || {
             step += 1;
             train_step(&mut net, &mut opt, &mut grads, x.clone(), &labels, 0.1, None, None, 0.01, &mut rng_for(&[step]));
         });
-        let name = format!("{algorithm:?}").to_lowercase();
+        let name = algorithm.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
         println!("train  batch {bs:>3}: {:>8.1} img/s  ({:.1} ms/step, {:.1}..{:.1})  3x3 convolutions by {name}", bs as f64 / med, med * 1e3, lo * 1e3, hi * 1e3);
     }
     // The framework forward below is the im2col reference.

@@ -67,8 +67,10 @@ pub struct TrainArgs {
     /// architecture settings must match it; dropout and input blur come from this run's config).
     #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
     init: Option<PathBuf>,
-    /// How the 3x3 convolutions are computed: winograd (default; ~1.35x faster training steps with AVX2+FMA) or im2col
-    /// (the reference; how runs without this setting were trained).
+    /// How the 3x3 convolutions are computed: winograd-full (default: Winograd F(4x4,3x3) for the
+    /// output and both gradients, with AVX2+FMA; ~1.3x faster steps than winograd), winograd (output
+    /// and input gradient only; runs made before session 18) or im2col (the reference; runs made
+    /// before the setting existed).
     #[arg(long, value_enum)]
     conv_algorithm: Option<ConvAlgorithm>,
     /// Knowledge distillation: also learn from this model's probabilities (any ferlite model file,
@@ -134,6 +136,7 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    ferlite::train::retain_freed_memory();
     let mut trainer = match &args.resume {
         Some(dir) => {
             let mut t = Trainer::resume(dir)?;

@@ -3,10 +3,12 @@
 //! Forward and backward lower each image to a matrix product: `im2col` lays the input patches out
 //! as a `[cin*k*k, h*w]` matrix, so `out = W[cout, cin*k*k] · cols`. With
 //! [`ConvAlgorithm::Winograd`] the 3x3 output and input gradient (itself a 3x3 convolution of the
-//! output gradient with the flipped, transposed kernel) go through [`Winograd3x3`] instead.
+//! output gradient with the flipped, transposed kernel) go through [`Winograd3x3`] instead, and
+//! with [`ConvAlgorithm::WinogradFull`] the weight gradient too ([`weight_gradient`]).
 
 use super::gemm::{row_major, sgemm, transposed};
 use super::params::{Init, Layout, Slot};
+use super::winograd::weight_gradient;
 use super::winograd::Winograd3x3;
 use super::Tensor;
 use rayon::prelude::*;
@@ -24,10 +26,24 @@ pub enum ConvAlgorithm {
     /// weight gradient; `Im2col` wherever the CPU or the channel counts do not allow it. Agrees
     /// with `Im2col` to ~1e-5 relative, so runs differ from `Im2col` runs in the last bits.
     Winograd,
+    /// As `Winograd`, and the weight gradient by Winograd too (4x fewer multiplications there;
+    /// agrees with im2col's to ~1e-5 relative), where the channel counts are multiples of 8.
+    WinogradFull,
+}
+
+impl ConvAlgorithm {
+    fn winograd_output(self) -> bool {
+        matches!(self, ConvAlgorithm::Winograd | ConvAlgorithm::WinogradFull)
+    }
 }
 
 /// Number of image groups whose weight gradients are computed in parallel and summed in order.
 const GRAD_GROUPS: usize = 8;
+
+thread_local! {
+    /// Each thread's buffers for [`weight_gradient::winograd_domain`], kept between layers and steps (a few MB).
+    static WEIGHT_GRADIENT_BUFFERS: std::cell::RefCell<weight_gradient::Buffers> = std::cell::RefCell::default();
+}
 
 #[derive(Clone, Debug)]
 pub struct Conv2d {
@@ -50,13 +66,13 @@ impl Conv2d {
 
     /// The Winograd form of this convolution's weights `[cout, cin, 3, 3]`, when it is used.
     fn winograd(&self, weight: &[f32]) -> Option<Winograd3x3> {
-        (self.algorithm == ConvAlgorithm::Winograd && self.kernel == 3).then(|| Winograd3x3::new(weight, self.cin, self.cout)).flatten()
+        (self.algorithm.winograd_output() && self.kernel == 3).then(|| Winograd3x3::new(weight, self.cin, self.cout)).flatten()
     }
 
     /// The Winograd form of the input gradient's convolution: the kernel flipped in space with
     /// input and output channels swapped, `[cin, cout, 3, 3]`.
     fn winograd_transposed(&self, weight: &[f32]) -> Option<Winograd3x3> {
-        if self.algorithm != ConvAlgorithm::Winograd || self.kernel != 3 {
+        if !self.algorithm.winograd_output() || self.kernel != 3 {
             return None;
         }
         let mut flipped = vec![0.0; weight.len()];
@@ -68,6 +84,12 @@ impl Conv2d {
             }
         }
         Winograd3x3::new(&flipped, self.cout, self.cin)
+    }
+
+    /// Whether the weight gradient goes through [`weight_gradient`] (each group of images then
+    /// sums it in the Winograd domain).
+    fn winograd_weight_gradient(&self) -> bool {
+        self.algorithm == ConvAlgorithm::WinogradFull && self.kernel == 3 && weight_gradient::supports(self.cin, self.cout)
     }
 
     fn patch_len(&self) -> usize {
@@ -117,16 +139,26 @@ impl Conv2d {
         // order, so the result does not depend on the thread count or scheduling (a resumed run
         // reproduces an uninterrupted one bit for bit).
         let group = n.div_ceil(GRAD_GROUPS).max(1);
+        let winograd_weights = self.winograd_weight_gradient();
         let group_grad = |g: usize, mut dx_group: Option<&mut [f32]>| {
-            let (mut dw, mut cols, mut dcols) = (vec![0.0f32; self.cout * k], Vec::new(), Vec::new());
-            for i in g * group..((g + 1) * group).min(n) {
+            let images = g * group..((g + 1) * group).min(n);
+            let mut dw = if winograd_weights {
+                let (x_group, dy_group) = (&x.data[images.start * cin * hw..images.end * cin * hw], &dy.data[images.start * self.cout * hw..images.end * self.cout * hw]);
+                WEIGHT_GRADIENT_BUFFERS.with_borrow_mut(|buffers| weight_gradient::winograd_domain(x_group, dy_group, (cin, self.cout), (h, w), buffers))
+            } else {
+                vec![0.0f32; self.cout * k]
+            };
+            let (mut cols, mut dcols) = (Vec::new(), Vec::new());
+            for i in images.clone() {
                 let x_img = &x.data[i * cin * hw..(i + 1) * cin * hw];
                 let dy_img = &dy.data[i * self.cout * hw..(i + 1) * self.cout * hw];
-                let patches = self.lower(x_img, h, w, &mut cols);
-                // dW[cout, k] += dY[cout, hw] · cols^T[hw, k]
-                sgemm(self.cout, hw, k, dy_img, row_major(hw), patches, transposed(hw), 1.0, &mut dw, row_major(k));
+                if !winograd_weights {
+                    let patches = self.lower(x_img, h, w, &mut cols);
+                    // dW[cout, k] += dY[cout, hw] · cols^T[hw, k]
+                    sgemm(self.cout, hw, k, dy_img, row_major(hw), patches, transposed(hw), 1.0, &mut dw, row_major(k));
+                }
                 let Some(dx_group) = dx_group.as_deref_mut() else { continue };
-                let dx_img = &mut dx_group[(i - g * group) * cin * hw..][..cin * hw];
+                let dx_img = &mut dx_group[(i - images.start) * cin * hw..][..cin * hw];
                 if self.kernel == 1 {
                     // dX[cin, hw] = W^T[cin, cout] · dY[cout, hw]
                     sgemm(cin, self.cout, hw, weight, transposed(cin), dy_img, row_major(hw), 0.0, dx_img, row_major(hw));
@@ -142,7 +174,10 @@ impl Conv2d {
             Some(dx) => dx.data.par_chunks_mut(group * cin * hw).enumerate().map(|(g, d)| group_grad(g, Some(d))).collect(),
             None => (0..n.div_ceil(group)).into_par_iter().map(|g| group_grad(g, None)).collect(),
         };
-        let dw = partials.into_iter().reduce(add_into).unwrap_or_default();
+        let mut dw = partials.into_iter().reduce(add_into).unwrap_or_default();
+        if winograd_weights {
+            dw = weight_gradient::to_weights(&dw);
+        }
         for (g, d) in self.weight.of_mut(grads).iter_mut().zip(&dw) {
             *g += d;
         }
@@ -311,20 +346,25 @@ mod tests {
             let x = Tensor::from_vec([2, cin, h, w], (0..2 * cin * h * w).map(|_| rng.random_range(-1.0..1.0)).collect());
             let dy = Tensor::from_vec([2, cout, h, w], (0..2 * cout * h * w).map(|_| rng.random_range(-1.0..1.0)).collect());
             let mut results = Vec::new();
-            for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+            for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd, ConvAlgorithm::WinogradFull] {
                 conv.algorithm = algorithm;
                 let y = conv.forward(&params, &x);
                 let mut grads = vec![0.0; params.len()];
                 let dx = conv.backward(&params, &x, &dy, &mut grads, true).unwrap();
                 results.push((y.data, dx.data, grads));
             }
-            let [(y0, dx0, dw0), (y1, dx1, dw1)] = <[_; 2]>::try_from(results).unwrap();
+            let [(y0, dx0, dw0), (y1, dx1, dw1), (y2, dx2, dw2)] = <[_; 3]>::try_from(results).unwrap();
             // Sums of 9·cin (output) or 9·cout (input gradient) terms of size ~1/sqrt(fan-in).
             let (dy_worst, dx_worst) = (max_abs_diff(&y0, &y1), max_abs_diff(&dx0, &dx1));
             assert!(dy_worst < 1e-4, "{cin}->{cout} at {h}x{w}: output differs by {dy_worst}");
             assert!(dx_worst < 1e-4, "{cin}->{cout} at {h}x{w}: input gradient differs by {dx_worst}");
-            // The weight gradient is im2col's in both: identical.
+            // `Winograd` keeps im2col's weight gradient: identical; `WinogradFull` has its own.
             assert_eq!(dw0, dw1);
+            assert_eq!((&y1, &dx1), (&y2, &dx2), "WinogradFull's output and input gradient are Winograd's");
+            let dw_worst = max_abs_diff(&dw0, &dw2);
+            // Sums of 2·h·w products of a value ~1 and an input ~1: typically ~sqrt(2 h w).
+            assert!(dw_worst < 1e-4 * ((2 * h * w) as f32).sqrt(), "{cin}->{cout} at {h}x{w}: weight gradient differs by {dw_worst}");
+            assert_ne!(dw0, dw2, "WinogradFull computed im2col's weight gradient");
             assert!(y0.iter().chain(&dx0).any(|v| v.abs() > 0.1), "the comparison saw only near-zero values");
         }
     }

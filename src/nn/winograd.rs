@@ -26,6 +26,8 @@ use super::bf16::{self, for_row_count, Precision};
 use rayon::prelude::*;
 use std::ops::Range;
 
+pub mod weight_gradient;
+
 /// Output channels per register tile: two 8-lane registers.
 const CO_TILE: usize = 16;
 /// Tiles per register tile.
@@ -151,29 +153,13 @@ impl Winograd3x3 {
     /// the length): only [`run`](Self::run) reads it.
     pub fn transform_input(&self, x: &[f32], (h, w): (usize, usize), scratch: &mut Vec<f32>, v: &mut Vec<f32>) {
         assert_eq!(x.len(), self.cin * h * w);
-        let cin = self.cin;
-        let (th, tw) = tile_grid((h, w));
-        let (ph, pw) = (th * M + 2, tw * M + 2);
-        // Channels last, inside the convolution's one-pixel zero border (zeros also out to the
-        // tile grid's edge). Only the border is cleared: the buffer is reused between layers.
-        scratch.resize(ph * pw * cin, 0.0);
-        let (top, rest) = scratch.split_at_mut(pw * cin);
-        top.fill(0.0);
-        let (interior, bottom) = rest.split_at_mut(h * pw * cin);
-        bottom.fill(0.0);
-        for row in interior.chunks_exact_mut(pw * cin) {
-            row[..cin].fill(0.0);
-            row[(w + 1) * cin..].fill(0.0);
-        }
-        assert!(available());
-        // SAFETY: AVX2 is present (checked above); reads stay inside `x` (8 planes of `h * w` from
-        // a multiple of 8 below `cin`) and writes inside `interior` (pixel `x < w`, channels `< cin`).
-        unsafe { to_channels_last(x, cin, (h, w), pw, interior) };
+        let (grid, pw) = padded_channels_last(x, self.cin, (h, w), scratch);
         // Slots of the last group past the last tile are never read (`run` multiplies only tiles).
-        v.resize(self.prepared_len(th * tw), 0.0);
-        // SAFETY: AVX2 and FMA are present (checked above); reads stay inside `scratch` (a tile's
-        // patch rows `4 ty ..= 4 ty + 5 < ph`, columns `< pw`) and writes inside `v` (sized above).
-        unsafe { self.transform_input_avx2(scratch, (th, tw), pw, v) }
+        v.resize(self.prepared_len(grid.0 * grid.1), 0.0);
+        // SAFETY: AVX2 and FMA are present (`padded_channels_last` checked); reads stay inside
+        // `scratch` (a tile's patch rows `4 ty ..= 4 ty + 5 < ph`, columns `< pw`) and writes
+        // inside `v` (sized above).
+        unsafe { self.transform_input_avx2(scratch, grid, pw, v) }
     }
 
     /// `f32` slots of [`transform_input`](Self::transform_input)'s output for `tiles` tiles.
@@ -286,17 +272,39 @@ impl Winograd3x3 {
     }
 }
 
+/// Copies `x` `[cin, h, w]` channels last into `scratch`, inside the convolution's one-pixel zero
+/// border (zeros also out to the tile grid's edge): the input [`transform_tiles`] reads. Returns
+/// the tile grid and the copy's row length in pixels. Panics without AVX2/FMA ([`available`]).
+fn padded_channels_last(x: &[f32], cin: usize, (h, w): (usize, usize), scratch: &mut Vec<f32>) -> ((usize, usize), usize) {
+    assert!(available());
+    let (th, tw) = tile_grid((h, w));
+    let (ph, pw) = (th * M + 2, tw * M + 2);
+    // Only the border is cleared: the buffer is reused between layers.
+    scratch.resize(ph * pw * cin, 0.0);
+    let (top, rest) = scratch.split_at_mut(pw * cin);
+    top.fill(0.0);
+    let (interior, bottom) = rest.split_at_mut(h * pw * cin);
+    bottom.fill(0.0);
+    for row in interior.chunks_exact_mut(pw * cin) {
+        row[..cin].fill(0.0);
+        row[(w + 1) * cin..].fill(0.0);
+    }
+    // SAFETY: AVX2 is present (asserted above); reads stay inside `x` (8 planes of `h * w` from a
+    // multiple of 8 below `cin`) and writes inside `interior` (pixel `x < w`, channels `< cin`).
+    unsafe { to_channels_last(x, cin, (h, w), pw, interior) };
+    ((th, tw), pw)
+}
+
 /// Transforms every tile's patch of the channels-last `scratch` into the Winograd domain and hands
-/// each 8-channel vector to `store` with its index in `v` (`[tile group][36][6 tiles][cin]`).
+/// each 8-channel vector to `store` with its place: `(p, tile, first channel)`, `p < 36`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize), pw: usize, mut store: impl FnMut(usize, std::arch::x86_64::__m256)) {
+unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize), pw: usize, mut store: impl FnMut(usize, usize, usize, std::arch::x86_64::__m256)) {
     use std::arch::x86_64::*;
     let src = scratch.as_ptr();
     for tile in 0..th * tw {
         let (ty, tx) = (tile / tw, tile % tw);
-        let (group, slot) = (tile / TILE_GROUP, tile % TILE_GROUP);
         for c0 in (0..cin).step_by(CI_LANES) {
             // Bᵀ d: columns of the patch, then (Bᵀ d) B: rows. Plain loops rather than closures
             // (`array::from_fn`): a closure LLVM leaves out of line costs a call per vector.
@@ -315,7 +323,7 @@ unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize),
                     *d = columns[c][i];
                 }
                 for (j, value) in input_transform(d).iter().enumerate() {
-                    store(((group * P + i * A + j) * TILE_GROUP + slot) * cin + c0, *value);
+                    store(i * A + j, tile, c0, *value);
                 }
             }
         }
@@ -326,7 +334,13 @@ unsafe fn transform_tiles(scratch: &[f32], cin: usize, (th, tw): (usize, usize),
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transform_tiles_f32(scratch: &[f32], cin: usize, grid: (usize, usize), pw: usize, v: *mut f32) {
     use std::arch::x86_64::*;
-    transform_tiles(scratch, cin, grid, pw, |at, value| _mm256_storeu_ps(v.add(at), value));
+    transform_tiles(scratch, cin, grid, pw, |p, tile, c0, value| _mm256_storeu_ps(v.add(grouped(p, tile, cin) + c0), value));
+}
+
+/// Where tile `tile`'s channel 0 of Winograd-domain value `p` goes in `[tile group][36][6 tiles][cin]`.
+#[inline(always)]
+fn grouped(p: usize, tile: usize, cin: usize) -> usize {
+    ((tile / TILE_GROUP * P + p) * TILE_GROUP + tile % TILE_GROUP) * cin
 }
 
 /// As [`transform_tiles_f32`], each value rounded to bfloat16 (to nearest, ties to even).
@@ -334,8 +348,8 @@ unsafe fn transform_tiles_f32(scratch: &[f32], cin: usize, grid: (usize, usize),
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bf16")]
 unsafe fn transform_tiles_bf16(scratch: &[f32], cin: usize, grid: (usize, usize), pw: usize, v: *mut u16) {
     use std::arch::x86_64::*;
-    transform_tiles(scratch, cin, grid, pw, |at, value| {
-        _mm_storeu_si128(v.add(at).cast(), std::mem::transmute::<__m128bh, __m128i>(_mm256_cvtneps_pbh(value)))
+    transform_tiles(scratch, cin, grid, pw, |p, tile, c0, value| {
+        _mm_storeu_si128(v.add(grouped(p, tile, cin) + c0).cast(), std::mem::transmute::<__m128bh, __m128i>(_mm256_cvtneps_pbh(value)))
     });
 }
 
@@ -401,11 +415,17 @@ unsafe fn to_channels_last(x: &[f32], cin: usize, (h, w): (usize, usize), pw: us
     use std::arch::x86_64::*;
     let hw = h * w;
     let (src, dst) = (x.as_ptr(), interior.as_mut_ptr());
-    for y in 0..h {
-        for c0 in (0..cin).step_by(CI_LANES) {
+    // Eight planes at a time, row by row: eight streams of reads the prefetcher follows (all
+    // planes at once, row by row, were too many: a tenth of a training step waited on them).
+    for c0 in (0..cin).step_by(CI_LANES) {
+        for y in 0..h {
             let mut x0 = 0;
             while x0 + 8 <= w {
-                let rows: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add((c0 + k) * hw + y * w + x0)));
+                // A plain loop rather than `array::from_fn`, as in `transform_tiles`.
+                let mut rows = [_mm256_setzero_ps(); 8];
+                for (k, row) in rows.iter_mut().enumerate() {
+                    *row = _mm256_loadu_ps(src.add((c0 + k) * hw + y * w + x0));
+                }
                 for (j, pixel) in transpose_8x8(rows).iter().enumerate() {
                     _mm256_storeu_ps(dst.add((y * pw + x0 + j + 1) * cin + c0), *pixel);
                 }
@@ -424,7 +444,7 @@ unsafe fn to_channels_last(x: &[f32], cin: usize, (h, w): (usize, usize), pw: us
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+pub(super) unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
     use std::arch::x86_64::*;
     let t: [__m256; 8] = [
         _mm256_unpacklo_ps(r[0], r[1]),
@@ -508,6 +528,21 @@ unsafe fn output_transform(m: [std::arch::x86_64::__m256; A]) -> [std::arch::x86
         _mm256_fmadd_ps(_mm256_set1_ps(4.0), c, a),
         _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0), d, b), m[5]),
     ]
+}
+
+/// `A d` for one column (or row) of a tile's 4 output gradients, `A` the transpose of
+/// [`output_transform`]'s `Aᵀ`: the 6 Winograd-domain values they came from
+/// ([`weight_gradient`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn output_gradient_transform(d: [std::arch::x86_64::__m256; M]) -> [std::arch::x86_64::__m256; A] {
+    use std::arch::x86_64::*;
+    let (even, odd) = (_mm256_add_ps(d[0], d[2]), _mm256_add_ps(d[1], d[3]));
+    // d0 + 4 d2 and 2 d1 + 8 d3
+    let even4 = _mm256_fmadd_ps(_mm256_set1_ps(4.0), d[2], d[0]);
+    let odd8 = _mm256_mul_ps(_mm256_set1_ps(2.0), _mm256_fmadd_ps(_mm256_set1_ps(4.0), d[3], d[1]));
+    [d[0], _mm256_add_ps(even, odd), _mm256_sub_ps(even, odd), _mm256_add_ps(even4, odd8), _mm256_sub_ps(even4, odd8), d[3]]
 }
 
 /// Whether this CPU runs the kernel (the same features as the direct kernel).

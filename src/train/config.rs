@@ -79,7 +79,7 @@ impl Default for TrainConfig {
             train_data: None,
             val_data: None,
             init_weights: None,
-            conv_algorithm: ConvAlgorithm::Winograd,
+            conv_algorithm: ConvAlgorithm::WinogradFull,
             distillation: None,
         }
     }
