@@ -40,11 +40,6 @@ impl ConvAlgorithm {
 /// Number of image groups whose weight gradients are computed in parallel and summed in order.
 const GRAD_GROUPS: usize = 8;
 
-thread_local! {
-    /// Each thread's buffers for [`weight_gradient::winograd_domain`], kept between layers and steps (a few MB).
-    static WEIGHT_GRADIENT_BUFFERS: std::cell::RefCell<weight_gradient::Buffers> = std::cell::RefCell::default();
-}
-
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     pub cin: usize,
@@ -144,7 +139,7 @@ impl Conv2d {
             let images = g * group..((g + 1) * group).min(n);
             let mut dw = if winograd_weights {
                 let (x_group, dy_group) = (&x.data[images.start * cin * hw..images.end * cin * hw], &dy.data[images.start * self.cout * hw..images.end * self.cout * hw]);
-                WEIGHT_GRADIENT_BUFFERS.with_borrow_mut(|buffers| weight_gradient::winograd_domain(x_group, dy_group, (cin, self.cout), (h, w), buffers))
+                weight_gradient::winograd_domain(x_group, dy_group, (cin, self.cout), (h, w))
             } else {
                 vec![0.0f32; self.cout * k]
             };

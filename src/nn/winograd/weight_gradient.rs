@@ -17,10 +17,9 @@ pub fn supports(cin: usize, cout: usize) -> bool {
     available() && cin.is_multiple_of(CI_LANES) && cout.is_multiple_of(CI_LANES)
 }
 
-/// The buffers of one [`winograd_domain`] call, kept between calls (a training step makes
-/// several per thread; the Winograd-domain copies of a group of images run to a few MB).
+/// The buffers of one [`winograd_domain`] call.
 #[derive(Default)]
-pub struct Buffers {
+struct Buffers {
     scratch: Vec<f32>,
     /// `V`: the inputs in the Winograd domain, `[tile][36][cin]` (tiles of all images in turn;
     /// tile by tile, the stores run in sequence).
@@ -29,11 +28,22 @@ pub struct Buffers {
     gradients: Vec<f32>,
 }
 
+thread_local! {
+    /// Each thread's [`Buffers`], kept between calls as `Winograd3x3::run` keeps its products (a
+    /// training step makes several calls per thread; a group of images' Winograd-domain copies
+    /// run to a few MB).
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
+}
+
 /// The weight gradient of a 3x3 convolution (stride 1, padding 1) summed over `images` images, in
 /// the Winograd domain (`dU`, `[36][cout][cin]`; [`to_weights`] gives `[cout, cin, 3, 3]`): `x`
 /// `[images, cin, h, w]` is its input, `dy` `[images, cout, h, w]` the gradient of its output.
 /// Sums of these over groups of images are the sum's. Panics unless [`supports`]`(cin, cout)`.
-pub fn winograd_domain(x: &[f32], dy: &[f32], (cin, cout): (usize, usize), (h, w): (usize, usize), buffers: &mut Buffers) -> Vec<f32> {
+pub fn winograd_domain(x: &[f32], dy: &[f32], channels: (usize, usize), size: (usize, usize)) -> Vec<f32> {
+    BUFFERS.with_borrow_mut(|buffers| winograd_domain_in(x, dy, channels, size, buffers))
+}
+
+fn winograd_domain_in(x: &[f32], dy: &[f32], (cin, cout): (usize, usize), (h, w): (usize, usize), buffers: &mut Buffers) -> Vec<f32> {
     assert!(supports(cin, cout), "Winograd weight gradient of {cin} -> {cout} channels on this CPU");
     let hw = h * w;
     let images = x.len() / (cin * hw);
@@ -174,7 +184,7 @@ mod tests {
                 im2col_3x3(x_img, cin, h, w, &mut cols);
                 sgemm(cout, hw, k, dy_img, row_major(hw), &cols, transposed(hw), 1.0, &mut expected, row_major(k));
             }
-            let got = to_weights(&winograd_domain(&x, &dy, (cin, cout), (h, w), &mut Buffers::default()));
+            let got = to_weights(&winograd_domain(&x, &dy, (cin, cout), (h, w)));
             // Each entry sums images·h·w products of values of size ~1: typically ~sqrt of that.
             let typical = ((images * hw) as f32).sqrt();
             let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
