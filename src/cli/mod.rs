@@ -22,9 +22,10 @@ pub struct ModelArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Number format of the networks' matrix products (the emotion network and the SSD face
-    /// detector): `bf16` runs the first about twice and the second 1.5 times as fast, needs a CPU
-    /// with AVX-512 BF16 (AMD Zen 4+, Intel Sapphire Rapids+), moves val/ accuracy by at most 0.3
-    /// points and changes about 1.3% of the labels; detection recall is unchanged.
+    /// detector): `bf16` needs a CPU with AVX-512 BF16; on AMD Zen 4+ it runs the first about
+    /// twice and the second 1.5 times as fast (on an Intel Xeon with it, measured no faster), moves
+    /// val/ accuracy by at most 0.3 points and changes about 1.3% of the labels; detection recall
+    /// is unchanged.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
 }
