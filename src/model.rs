@@ -173,7 +173,7 @@ impl ResidualStage {
         let mut y = self.b.forward_eval(net, &y);
         layers::relu_in_place(&mut y);
         let mut y = self.c.forward_eval(net, &y);
-        y.data.iter_mut().zip(&shortcut.data).for_each(|(v, s)| *v += s);
+        y.add_assign(&shortcut);
         layers::relu_in_place(&mut y);
         layers::max_pool_2x2(&y).0
     }
@@ -191,7 +191,7 @@ impl ResidualStage {
         let (mut y, b) = self.b.forward_train(params, buffers, y);
         layers::relu_in_place(&mut y);
         let (mut y, c) = self.c.forward_train(params, buffers, y);
-        y.data.iter_mut().zip(&shortcut.data).for_each(|(v, s)| *v += s);
+        y.add_assign(&shortcut);
         layers::relu_in_place(&mut y);
         let (mut pooled, argmax) = layers::max_pool_2x2(&y);
         let dropout_mask = (dropout > 0.0).then(|| layers::dropout_in_place(&mut pooled, dropout, rng));
@@ -214,7 +214,7 @@ impl ResidualStage {
         let mut d = self.b.backward(params, &tape.b, d, grads, true).expect("input grad requested");
         layers::relu_backward(&tape.b.input, &mut d);
         let mut dx = self.a.backward(params, &tape.a, d, grads, true).expect("input grad requested");
-        dx.data.iter_mut().zip(&d_shortcut.data).for_each(|(v, s)| *v += s);
+        dx.add_assign(&d_shortcut);
         dx
     }
 }

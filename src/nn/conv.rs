@@ -169,13 +169,11 @@ impl Conv2d {
             Some(dx) => dx.data.par_chunks_mut(group * cin * hw).enumerate().map(|(g, d)| group_grad(g, Some(d))).collect(),
             None => (0..n.div_ceil(group)).into_par_iter().map(|g| group_grad(g, None)).collect(),
         };
-        let mut dw = partials.into_iter().reduce(add_into).unwrap_or_default();
+        let mut dw = sum_in_order(partials);
         if winograd_weights {
             dw = weight_gradient::to_weights(&dw);
         }
-        for (g, d) in self.weight.of_mut(grads).iter_mut().zip(&dw) {
-            *g += d;
-        }
+        self.weight.of_mut(grads).par_chunks_mut(4096).zip(dw.par_chunks(4096)).for_each(|(g, d)| g.iter_mut().zip(d).for_each(|(g, d)| *g += d));
         dx
     }
 
@@ -249,9 +247,18 @@ fn winograd_each(winograd: &Winograd3x3, x: &[f32], (h, w): (usize, usize), out:
     );
 }
 
-fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
-    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-    a
+/// `((p0 + p1) + p2) + …` element by element: the same sums whatever the thread count, each
+/// stretch of elements on its own thread.
+fn sum_in_order(partials: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut partials = partials.into_iter();
+    let mut sum = partials.next().unwrap_or_default();
+    let rest: Vec<Vec<f32>> = partials.collect();
+    sum.par_chunks_mut(4096).enumerate().for_each(|(k, chunk)| {
+        for partial in &rest {
+            chunk.iter_mut().zip(&partial[k * 4096..]).for_each(|(s, p)| *s += p);
+        }
+    });
+    sum
 }
 
 /// For row `(c, ky, kx)` and output position `(y, x)`: the input at `(y + ky - 1, x + kx - 1)`,
@@ -323,6 +330,22 @@ mod tests {
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    /// The groups' weight gradients are summed chunk by chunk on several threads, yet each value
+    /// must be `((p0 + p1) + p2) + …` exactly (runs reproduce whatever the thread count).
+    #[test]
+    fn groups_are_summed_in_order_to_the_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // Magnitudes from 1e-4 to 1e4, so that another order of additions would round differently.
+        let partials: Vec<Vec<f32>> = (0..8).map(|_| (0..10_000).map(|_| rng.random_range(-1.0f32..1.0) * 10f32.powi(rng.random_range(-4..5))).collect()).collect();
+        let serial = partials.iter().skip(1).fold(partials[0].clone(), |mut a, p| {
+            a.iter_mut().zip(p).for_each(|(x, y)| *x += y);
+            a
+        });
+        let on = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| sum_in_order(partials.clone()));
+        assert!(on(1) == serial && on(3) == serial);
+        assert!(sum_in_order(Vec::new()).is_empty());
     }
 
     #[test]

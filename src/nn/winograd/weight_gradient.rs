@@ -10,6 +10,7 @@
 
 use super::{available, output_gradient_transform, padded_channels_last, tile_grid, to_channels_last, transform_tiles, A, CI_LANES, G, M, P};
 use crate::nn::gemm::{row_major, sgemm};
+use rayon::prelude::*;
 
 /// Whether [`winograd_domain`] computes this convolution's weight gradient (the transforms work
 /// on 8 channels at a time, input and output).
@@ -90,7 +91,7 @@ pub fn to_weights(du: &[f32]) -> Vec<f32> {
     let mut dw = vec![0.0; pairs * 9];
     // Eight pairs at a time, so that the sums vectorise.
     const LANES: usize = 8;
-    for (chunk, dw) in dw.chunks_mut(LANES * 9).enumerate() {
+    dw.par_chunks_mut(LANES * 9).enumerate().for_each(|(chunk, dw)| {
         let lanes = dw.len() / 9;
         let first = chunk * LANES;
         for (tap, terms) in taps.iter().enumerate() {
@@ -103,7 +104,7 @@ pub fn to_weights(du: &[f32]) -> Vec<f32> {
                 dw[lane * 9 + tap] = *s;
             }
         }
-    }
+    });
     dw
 }
 
