@@ -80,7 +80,7 @@ fn training_step(c: &mut Criterion) {
     let mut step = 0u64;
     for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd, ConvAlgorithm::WinogradFull] {
         net.set_conv_algorithm(algorithm);
-        group.bench_function(BenchmarkId::new("step_batch_64", format!("{algorithm:?}")), |b| {
+        group.bench_function(BenchmarkId::new("step_batch_64", algorithm.flag_name()), |b| {
             b.iter(|| {
                 step += 1;
                 train_step(&mut net, &mut optimizer, &mut grads, x.clone(), &labels, 0.1, None, None, 0.01, &mut rng_for(&[step]));

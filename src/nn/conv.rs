@@ -32,6 +32,12 @@ pub enum ConvAlgorithm {
 }
 
 impl ConvAlgorithm {
+    /// The name `--conv-algorithm` and the config file use (`im2col`, `winograd`, `winograd-full`).
+    pub fn flag_name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
+    }
+
     fn winograd_output(self) -> bool {
         matches!(self, ConvAlgorithm::Winograd | ConvAlgorithm::WinogradFull)
     }
