@@ -10,6 +10,7 @@ use super::gemm::{row_major, sgemm, transposed};
 use super::params::{Init, Layout, Slot};
 use super::winograd::weight_gradient;
 use super::winograd::Winograd3x3;
+use super::tensor::add_in_place;
 use super::Tensor;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -179,7 +180,7 @@ impl Conv2d {
         if winograd_weights {
             dw = weight_gradient::to_weights(&dw);
         }
-        self.weight.of_mut(grads).par_chunks_mut(4096).zip(dw.par_chunks(4096)).for_each(|(g, d)| g.iter_mut().zip(d).for_each(|(g, d)| *g += d));
+        add_in_place(self.weight.of_mut(grads), &dw);
         dx
     }
 

@@ -44,12 +44,7 @@ impl Tensor {
     /// `self += other`, element by element (a residual connection).
     pub fn add_assign(&mut self, other: &Tensor) {
         assert_eq!(self.shape, other.shape, "adding tensors of different shapes");
-        let add = |(a, b): (&mut [f32], &[f32])| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        if self.data.len() < PARALLEL_LEN {
-            add((&mut self.data, &other.data));
-        } else {
-            self.data.par_chunks_mut(4096).zip(other.data.par_chunks(4096)).for_each(add);
-        }
+        add_in_place(&mut self.data, &other.data);
     }
 
     pub fn from_vec(shape: [usize; 4], data: Vec<f32>) -> Self {
@@ -81,6 +76,17 @@ impl Tensor {
 
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+}
+
+/// `dst += src`, element by element over their common length; on all threads when long (each
+/// value's sum is the same).
+pub fn add_in_place(dst: &mut [f32], src: &[f32]) {
+    let add = |(a, b): (&mut [f32], &[f32])| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+    if dst.len() < PARALLEL_LEN {
+        add((dst, src));
+    } else {
+        dst.par_chunks_mut(4096).zip(src.par_chunks(4096)).for_each(add);
     }
 }
 
