@@ -5,7 +5,7 @@
 //! given a model, how often the label from the photo equals the label of the original 48x48 face
 //! and how often each is right (flip TTA, `predict`'s default).
 //!
-//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [both|ssd|seeta][:bf16] [DUMP_DIR]
+//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [all|both|ssd|seeta|mmod][:bf16] [DUMP_DIR]
 //!
 //! `:bf16` runs the SSD detector (and the model) with `--precision bf16`'s products.
 //!
@@ -33,11 +33,7 @@ fn main() -> anyhow::Result<()> {
         Some(name) => (name, Precision::Bf16),
         None => (detector_arg.as_str(), Precision::F32),
     };
-    let detector = match detector_name {
-        "seeta" => Detector::Seeta,
-        "ssd" => Detector::Ssd,
-        _ => Detector::Both,
-    };
+    let detector = <Detector as clap::ValueEnum>::from_str(detector_name, true).unwrap_or_default();
     let predictor = std::env::args().nth(3).filter(|m| m != "-").map(|m| Predictor::load(Some(std::path::Path::new(&m)))?.with_precision(precision)).transpose()?;
     let dump = std::env::args().nth(5).map(std::path::PathBuf::from);
     let mut placed_log = match &dump {

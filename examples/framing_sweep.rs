@@ -3,7 +3,7 @@
 //! classified through several crop strategies with the embedded model. This chose
 //! `FaceBox::crop_margin` and `faces::FRAMING_SCALES` (docs/experiments.md, session 9).
 //!
-//! cargo run --release --example framing_sweep -- ../shared/data/fer2013 [both|ssd|seeta] [flip|none]
+//! cargo run --release --example framing_sweep -- ../shared/data/fer2013 [all|both|ssd|seeta|mmod] [flip|none]
 //!
 //! A strategy is a set of crops (side relative to a base side, centre shift as a fraction of it)
 //! whose probabilities are averaged. Base sides: "long", the box's longer side with the
@@ -50,11 +50,7 @@ fn square(cx: f32, cy: f32, side: f32) -> FaceBox {
 
 fn main() -> anyhow::Result<()> {
     let root = std::env::args().nth(1).unwrap_or_else(|| "../shared/data/fer2013".into());
-    let detector = match std::env::args().nth(2).as_deref() {
-        Some("seeta") => Detector::Seeta,
-        Some("ssd") => Detector::Ssd,
-        _ => Detector::Both,
-    };
+    let detector = std::env::args().nth(2).and_then(|name| <Detector as clap::ValueEnum>::from_str(&name, true).ok()).unwrap_or_default();
     let tta = if std::env::args().nth(3).as_deref() == Some("none") { Tta::None } else { Tta::Flip };
     let predictor = Predictor::load(None)?;
     let set = load(std::path::Path::new(&root), Some(Split::Val), BadInput::Abort)?;

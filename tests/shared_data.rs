@@ -131,7 +131,7 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// moves more often: 78.2% of val/ agree (flip TTA, the embedded model), the open gap of issue
 /// #4. Classifying each face at three framings (`faces::FRAMING_SCALES`) took that from 73.5% to
 /// 76.3% with the run D model (70.4% without TTA in session 8). Here all 7 found agree (session 11, input blur
-/// σ 3.2; 6 of 7 in sessions 9 and 10, 5 of 7 with one framing); one disagreement is allowed.
+/// σ 3.2; session 20: 8 found, see the assert; 6 of 7 in sessions 9 and 10, 5 of 7 with one framing); one disagreement is allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     use ferlite::analyze::{analyze, FaceMode, FaceSearch};
@@ -165,7 +165,9 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
         }
     }
     eprintln!("composite: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
-    assert!(missed.len() <= 1, "faces not found: {missed:?}; found {boxes:?}");
-    assert_eq!(found.len(), placed.len() - missed.len(), "extra detections: {boxes:?}");
+    // All 8 since session 20 (dlib's MMOD in the default finds the profile cut through eye and
+    // chin, `PublicTest_15372592`, which face-api's SSD and SeetaFace miss).
+    assert!(missed.is_empty(), "faces not found: {missed:?}; found {boxes:?}");
+    assert_eq!(found.len(), placed.len(), "extra detections: {boxes:?}");
     assert!(disagreements.len() <= 1, "{disagreements:?}");
 }

@@ -116,7 +116,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         for &precision in precisions {
             let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
             let label = if precision == Precision::Bf16 { ", --precision bf16" } else { "" };
-            for detector in [Detector::Both, Detector::Ssd, Detector::Seeta] {
+            for detector in [Detector::All, Detector::Both, Detector::Ssd, Detector::Seeta, Detector::Mmod] {
                 let mut faces = 0;
                 let (med, lo, hi) = time(args.repeats * 5, || {
                     faces = analyze(&predictor, &photo, FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() }, Tta::None).map(|f| f.len()).unwrap_or(0);

@@ -28,11 +28,13 @@ pub struct PredictArgs {
     /// Where the faces are: found by the detector, or the whole image is one (`auto` decides by size and content).
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
-    /// Face detector for photos: `both` (merged), `ssd` (face-api's: turned and partly hidden faces too), `seeta` (frontal, fastest).
+    /// Face detector for photos: `all` (three merged: the most faces, ~0.5 s a 640x480 photo on one
+    /// core), `both` (SSD and SeetaFace merged, ~3x faster), `ssd` (face-api's: small, turned and
+    /// partly hidden faces too), `seeta` (frontal, fastest), `mmod` (dlib's CNN: faces of 80 px and up).
     #[arg(long, value_enum, default_value_t = Detector::default())]
     detector: Detector,
     /// Lowest score (0-1) of a face from the SSD detector: lower finds more faces, and more false
-    /// ones (face-api's default is 0.5). SeetaFace's faces are kept as they are.
+    /// ones (face-api's default is 0.5). SeetaFace's and MMOD's faces are kept as they are.
     #[arg(long, value_name = "SCORE", default_value_t = ferlite::faces::ssd::MIN_CONFIDENCE, value_parser = face_score)]
     min_face_score: f32,
     /// How to write results: readable lines, one JSON object per image (or frame), or one CSV row per face.

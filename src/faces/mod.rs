@@ -2,6 +2,7 @@
 //! frontal cascade; both compiled into the binary, see `assets/README.md`) and the crop that turns
 //! a detected face into a FER2013-like 48x48 input.
 
+pub mod mmod;
 pub mod seeta;
 pub mod ssd;
 
@@ -42,7 +43,9 @@ impl FaceBox {
             Some(Detector::Seeta) => 0.017,
             // SSD's box is taller than wide, its longer side 1.079 of the FER2013 crop's side.
             Some(Detector::Ssd) => -0.063,
-            Some(Detector::Both) | None => 0.0,
+            // MMOD's box is 0.858 of the FER2013 crop's side, centred (0.083 would match it).
+            Some(Detector::Mmod) => 0.053,
+            Some(Detector::All | Detector::Both) | None => 0.0,
         }
     }
 
@@ -76,14 +79,21 @@ impl FaceBox {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Detector {
-    /// Both, merged: every SSD face, plus each SeetaFace face that frames no face SSD found
-    /// (SSD finds turned and partly hidden faces, SeetaFace more of the tightly cropped ones).
+    /// All three, merged: every SSD face, plus each MMOD face, then each SeetaFace face, that
+    /// frames no face already found (SSD finds small, turned and partly hidden faces, MMOD turned
+    /// and tightly cropped ones of 80 px and up, SeetaFace frontal ones). The most faces; MMOD
+    /// triples the time of `both`.
     #[default]
+    All,
+    /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~3x faster, fewer faces
+    /// (the default until session 20).
     Both,
     /// face-api's SSD MobileNet v1 (from `@vladmandic/face-api`), ~115 ms a photo on one core.
     Ssd,
     /// The SeetaFace frontal cascade, ~55 ms a photo on one core, frontal faces only.
     Seeta,
+    /// dlib's CNN face detector (MMOD), faces of 80 px and up (after shrinking the photo to 1280 px).
+    Mmod,
 }
 
 impl Detector {
@@ -93,8 +103,8 @@ impl Detector {
     }
 
     /// [`Detector::detect`] keeping the SSD's faces that score above `min_ssd_score` (0-1) instead
-    /// of [`ssd::MIN_CONFIDENCE`] (SeetaFace's faces are unaffected: its scores are on another
-    /// scale), the SSD's products in `precision` (bfloat16 needs [`crate::nn::bf16::available`]).
+    /// of [`ssd::MIN_CONFIDENCE`] (SeetaFace's and MMOD's faces are unaffected: their scores are
+    /// on other scales; MMOD keeps dlib's threshold, 0), the SSD's products in `precision` (bfloat16 needs [`crate::nn::bf16::available`]).
     pub fn detect_with(self, photo: &DynamicImage, min_ssd_score: f32, precision: Precision) -> Result<Vec<FaceBox>> {
         precision.check()?;
         let mut faces = self.detect_unordered(photo, min_ssd_score, precision)?;
@@ -107,11 +117,18 @@ impl Detector {
         Ok(match self {
             Detector::Ssd => ssd_detector(precision)?.detect(&photo.to_rgb8(), min_ssd_score),
             Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
-            Detector::Both => {
-                let (ssd, seeta) = rayon::join(|| Detector::Ssd.detect_unordered(photo, min_ssd_score, precision), || Detector::Seeta.detect_unordered(photo, min_ssd_score, precision));
+            Detector::Mmod => mmod_detector()?.detect(&photo.to_rgb8(), 0.0),
+            Detector::All | Detector::Both => {
+                let mmod = || if self == Detector::All { Detector::Mmod.detect_unordered(photo, min_ssd_score, precision) } else { Ok(Vec::new()) };
+                let (ssd, (mmod, seeta)) = rayon::join(
+                    || Detector::Ssd.detect_unordered(photo, min_ssd_score, precision),
+                    || rayon::join(mmod, || Detector::Seeta.detect_unordered(photo, min_ssd_score, precision)),
+                );
                 let mut faces = ssd?;
-                let extra: Vec<FaceBox> = seeta?.into_iter().filter(|s| !faces.iter().any(|f| f.same_face(s))).collect();
-                faces.extend(extra);
+                for more in [mmod?, seeta?] {
+                    let extra: Vec<FaceBox> = more.into_iter().filter(|s| !faces.iter().any(|f| f.same_face(s))).collect();
+                    faces.extend(extra);
+                }
                 faces
             }
         })
@@ -123,6 +140,12 @@ impl Detector {
 fn ssd_detector(precision: Precision) -> Result<&'static ssd::SsdDetector> {
     static SSD: [std::sync::OnceLock<Result<ssd::SsdDetector, String>>; 2] = [const { std::sync::OnceLock::new() }; 2];
     SSD[precision as usize].get_or_init(|| ssd::SsdDetector::new(precision).map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The MMOD detector, built once per process from the embedded weights.
+fn mmod_detector() -> Result<&'static mmod::MmodDetector> {
+    static MMOD: std::sync::OnceLock<Result<mmod::MmodDetector, String>> = std::sync::OnceLock::new();
+    MMOD.get_or_init(|| mmod::MmodDetector::new().map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Crop sides, relative to [`FaceBox::crop_margin`]'s, at which a detected face is classified,
@@ -173,7 +196,7 @@ mod tests {
 
     #[test]
     fn each_detector_finds_the_astronauts_face() {
-        for detector in [Detector::Ssd, Detector::Seeta, Detector::Both] {
+        for detector in [Detector::Ssd, Detector::Seeta, Detector::Mmod, Detector::Both, Detector::All] {
             let faces = detector.detect(&demo_photo()).unwrap();
             assert_eq!(faces.len(), 1, "{detector:?}: {faces:?}");
             let f = faces[0];
@@ -197,7 +220,7 @@ mod tests {
     fn boxes_are_in_original_pixels_when_the_photo_is_downscaled() {
         let photo = demo_photo();
         let big = DynamicImage::ImageRgb8(image::imageops::resize(&photo.to_rgb8(), 2048, 2048, FilterType::Triangle));
-        for detector in [Detector::Ssd, Detector::Seeta, Detector::Both] {
+        for detector in [Detector::Ssd, Detector::Seeta, Detector::Mmod, Detector::Both, Detector::All] {
             let (a, b) = (detector.detect(&photo).unwrap()[0], detector.detect(&big).unwrap()[0]);
             let close = |p: u32, q: u32| (p as i64 * 4 - q as i64).abs() < 40;
             assert!(close(a.x, b.x) && close(a.y, b.y) && close(a.width, b.width), "{detector:?}: {a:?} vs {b:?}");
@@ -241,7 +264,7 @@ mod tests {
 
     #[test]
     fn no_faces_in_a_blank_image() {
-        for detector in [Detector::Ssd, Detector::Seeta, Detector::Both] {
+        for detector in [Detector::Ssd, Detector::Seeta, Detector::Mmod, Detector::Both, Detector::All] {
             assert!(detector.detect(&DynamicImage::ImageLuma8(GrayImage::new(300, 200))).unwrap().is_empty(), "{detector:?}");
         }
     }

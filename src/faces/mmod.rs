@@ -1,0 +1,366 @@
+//! dlib's CNN face detector (MMOD, `mmod_human_face_detector.dat`, CC0; see `assets/README.md`),
+//! re-implemented: five 5x5 convolutions, each with an affine (folded batch-norm) and ReLU, three
+//! of them at stride 2, then a 9x9 convolution whose one output channel scores an 80x80 window
+//! per position; run over an image pyramid (each level 5/6 of the last) so that larger faces fit
+//! the window at a smaller level. It finds turned and tightly cropped faces that the SSD scores
+//! low (decision 12), at faces of 80 px and up in the image it is given.
+//!
+//! The weights are read from dlib's own serialisation of the network, compiled in byte for byte.
+
+use super::FaceBox;
+use crate::nn::gemm::{row_major, sgemm};
+use anyhow::{ensure, Context, Result};
+use image::RgbImage;
+use rayon::prelude::*;
+
+const MODEL: &[u8] = include_bytes!("../../assets/dlib/mmod_human_face_detector.dat");
+
+/// Photos are shrunk to at most this side before detection (bounded time; boxes map back).
+pub const DETECTION_MAX_SIDE: u32 = 1280;
+
+/// Each pyramid level is this fraction of the previous one (dlib's `pyramid_down<6>`).
+const LEVEL_SCALE: f32 = 5.0 / 6.0;
+
+/// Black border around each pyramid level, as dlib's tiled pyramid leaves around each tile, so
+/// that windows reaching over the photo's edge see what they saw in training.
+const BORDER: usize = 11;
+
+/// Positions per block of a convolution's im2col rows: bounded memory, many blocks for threads.
+const BLOCK_POSITIONS: usize = 2048;
+
+/// A convolution with its affine folded in; weights `[(ky * k + kx) * inputs + c][output]`, the
+/// matrix an HWC im2col row multiplies.
+struct Conv {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    inputs: usize,
+    outputs: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+}
+
+/// An activation map, height x width x channels (channels fastest).
+struct Map {
+    height: usize,
+    width: usize,
+    channels: usize,
+    data: Vec<f32>,
+}
+
+impl Conv {
+    fn forward(&self, x: &Map) -> Map {
+        debug_assert_eq!(x.channels, self.inputs);
+        let (k, s, p, c) = (self.kernel, self.stride, self.padding, self.inputs);
+        let out_side = |side: usize| (side + 2 * p).saturating_sub(k) / s + 1;
+        let (height, width) = if x.height + 2 * p < k || x.width + 2 * p < k { (0, 0) } else { (out_side(x.height), out_side(x.width)) };
+        let patch = k * k * c;
+        let mut data = vec![0.0f32; height * width * self.outputs];
+        data.par_chunks_mut(BLOCK_POSITIONS * self.outputs).enumerate().for_each(|(block, out)| {
+            let first = block * BLOCK_POSITIONS;
+            let positions = out.len() / self.outputs;
+            let mut cols = vec![0.0f32; positions * patch];
+            for (i, row) in cols.chunks_mut(patch).enumerate() {
+                let (oy, ox) = ((first + i) / width, (first + i) % width);
+                for ky in 0..k {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= x.height as isize {
+                        continue;
+                    }
+                    for kx in 0..k {
+                        let ix = (ox * s + kx) as isize - p as isize;
+                        if ix < 0 || ix >= x.width as isize {
+                            continue;
+                        }
+                        let at = (iy as usize * x.width + ix as usize) * c;
+                        row[(ky * k + kx) * c..][..c].copy_from_slice(&x.data[at..at + c]);
+                    }
+                }
+            }
+            sgemm(positions, patch, self.outputs, &cols, row_major(patch), &self.weights, row_major(self.outputs), 0.0, out, row_major(self.outputs));
+            for pixel in out.chunks_mut(self.outputs) {
+                for (v, b) in pixel.iter_mut().zip(&self.bias) {
+                    *v += b;
+                    if self.relu {
+                        *v = v.max(0.0);
+                    }
+                }
+            }
+        });
+        Map { height, width, channels: self.outputs, data }
+    }
+
+    /// The input position (row or column) at the centre of output position `out`'s window.
+    fn input_centre(&self, out: f32) -> f32 {
+        out * self.stride as f32 - self.padding as f32 + (self.kernel / 2) as f32
+    }
+}
+
+/// Reads dlib's serialisation (`dlib/serialize.h`): integers as a length byte (0x80 set when
+/// negative) and that many little-endian bytes; reals as an integer mantissa and exponent;
+/// strings length-prefixed; tensors as a version, four dimensions and raw little-endian floats.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn int(&mut self) -> Result<i64> {
+        let head = *self.bytes.get(self.at).context("truncated integer")?;
+        let len = (head & 0x0f) as usize;
+        ensure!(len <= 8, "integer of {len} bytes");
+        let digits = self.bytes.get(self.at + 1..self.at + 1 + len).context("truncated integer")?;
+        self.at += 1 + len;
+        let magnitude = digits.iter().rev().fold(0u64, |v, &b| (v << 8) | b as u64) as i64;
+        Ok(if head & 0x80 != 0 { -magnitude } else { magnitude })
+    }
+
+    fn real(&mut self) -> Result<f64> {
+        let (mantissa, exponent) = (self.int()?, self.int()?);
+        ensure!(exponent.abs() < 2000, "special real (exponent {exponent})");
+        Ok(mantissa as f64 * 2f64.powi(exponent as i32))
+    }
+
+    fn tensor(&mut self) -> Result<Vec<f32>> {
+        ensure!(self.int()? == 2, "tensor version");
+        let mut size = 1usize;
+        for _ in 0..4 {
+            size = size.checked_mul(usize::try_from(self.int()?)?).context("tensor size")?;
+        }
+        let end = size.checked_mul(4).and_then(|n| n.checked_add(self.at)).context("tensor size")?;
+        let raw = self.bytes.get(self.at..end).context("truncated tensor")?;
+        self.at = end;
+        Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    /// Moves past the next occurrence of the length-prefixed string `token`.
+    fn skip_to(&mut self, token: &str) -> Result<()> {
+        let needle: Vec<u8> = [1, token.len() as u8].into_iter().chain(token.bytes()).collect();
+        let found = self.bytes[self.at..].windows(needle.len()).position(|w| w == needle).with_context(|| format!("no {token} layer"))?;
+        self.at += found + needle.len();
+        Ok(())
+    }
+}
+
+/// The detector: the network, the input's channel means and the window and overlap rule of its
+/// MMOD loss layer.
+pub struct MmodDetector {
+    convs: Vec<Conv>,
+    channel_means: [f32; 3],
+    window: (f32, f32),
+    /// Two detections are the same face when their intersection over union exceeds this.
+    nms_iou: f32,
+}
+
+impl MmodDetector {
+    pub fn new() -> Result<Self> {
+        Self::from_bytes(MODEL).context("reading the embedded dlib MMOD face detector")
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader { bytes, at: 0 };
+        r.skip_to("loss_mmod_")?;
+        ensure!(r.int()? == 1, "mmod_options version");
+        let window = (r.int()? as f32, r.int()? as f32);
+        let _loss_per_false_alarm = r.real()?;
+        let _loss_per_missed_target = r.real()?;
+        let _truth_match_iou = r.real()?;
+        let nms_iou = r.real()? as f32;
+        let nms_covered = r.real()?;
+        ensure!(nms_covered >= 1.0, "overlap rule by coverage ({nms_covered}) not supported");
+        r.skip_to("input_rgb_image_pyramid")?;
+        let channel_means = [r.real()? as f32, r.real()? as f32, r.real()? as f32];
+        // Layers follow from the input up: convolutions, each but the last with an affine and a ReLU.
+        let mut convs = Vec::new();
+        let mut inputs = 3;
+        while r.skip_to("con_4").is_ok() {
+            let params = r.tensor()?;
+            let outputs = usize::try_from(r.int()?)?;
+            let (kernel, kernel_x) = (usize::try_from(r.int()?)?, usize::try_from(r.int()?)?);
+            let (stride, stride_x) = (usize::try_from(r.int()?)?, usize::try_from(r.int()?)?);
+            let (padding, padding_x) = (usize::try_from(r.int()?)?, usize::try_from(r.int()?)?);
+            ensure!(kernel == kernel_x && stride == stride_x && padding == padding_x, "non-square convolution");
+            let patch = inputs * kernel * kernel;
+            ensure!(params.len() == outputs * (patch + 1), "convolution {} has {} values, not {}", convs.len(), params.len(), outputs * (patch + 1));
+            let (filters, bias) = params.split_at(outputs * patch);
+            // dlib's [output][input][ky][kx] into [(ky, kx, input)][output].
+            let mut weights = vec![0.0f32; patch * outputs];
+            for o in 0..outputs {
+                for c in 0..inputs {
+                    for ky in 0..kernel {
+                        for kx in 0..kernel {
+                            weights[((ky * kernel + kx) * inputs + c) * outputs + o] = filters[((o * inputs + c) * kernel + ky) * kernel + kx];
+                        }
+                    }
+                }
+            }
+            convs.push(Conv { kernel, stride, padding, inputs, outputs, weights, bias: bias.to_vec(), relu: false });
+            inputs = outputs;
+        }
+        ensure!(convs.len() >= 2 && inputs == 1, "expected convolutions ending in one score channel");
+        // Fold each batch norm (stored as trained: scale, shift, running means and variances;
+        // dlib turns it into an affine at load time the same way) into the convolution before it.
+        let mut r = Reader { bytes, at: 0 };
+        let hidden = convs.len() - 1;
+        for conv in &mut convs[..hidden] {
+            r.skip_to("bn_con2")?;
+            let params = r.tensor()?;
+            for _alias in 0..2 {
+                ensure!(r.int()? == 1, "alias tensor version");
+                (0..4).try_for_each(|_| r.int().map(drop))?;
+            }
+            let (_means, _inverse_deviations, running_means, running_variances) = (r.tensor()?, r.tensor()?, r.tensor()?, r.tensor()?);
+            let (_updates, _window) = (r.int()?, r.int()?);
+            (0..4).try_for_each(|_| r.real().map(drop))?;
+            let epsilon = r.real()? as f32;
+            let n = conv.outputs;
+            ensure!(params.len() == 2 * n && running_means.len() == n && running_variances.len() == n, "batch norm of the wrong size after a {n}-channel convolution");
+            let (gamma, beta) = params.split_at(n);
+            let scale: Vec<f32> = gamma.iter().zip(&running_variances).map(|(g, v)| g / (v + epsilon).sqrt()).collect();
+            for row in conv.weights.chunks_mut(n) {
+                row.iter_mut().zip(&scale).for_each(|(w, s)| *w *= s);
+            }
+            for o in 0..n {
+                conv.bias[o] = conv.bias[o] * scale[o] + beta[o] - scale[o] * running_means[o];
+            }
+            conv.relu = true;
+        }
+        ensure!(r.skip_to("bn_con2").is_err(), "more batch norms than convolutions before the last");
+        Ok(MmodDetector { convs, channel_means, window, nms_iou })
+    }
+
+    /// Faces in `photo` scoring above `min_score` (dlib's detection threshold is 0), best first.
+    pub fn detect(&self, photo: &RgbImage, min_score: f32) -> Vec<FaceBox> {
+        let (w, h) = photo.dimensions();
+        let scale = (DETECTION_MAX_SIDE as f32 / w.max(h) as f32).min(1.0);
+        let shrunk;
+        let photo = if scale < 1.0 {
+            shrunk = image::imageops::resize(photo, ((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1), image::imageops::FilterType::Triangle);
+            &shrunk
+        } else {
+            photo
+        };
+        let (pw, ph) = photo.dimensions();
+        // (score, x0, y0, x1, y1) in the (shrunk) photo's pixels.
+        let mut candidates: Vec<(f32, [f32; 4])> = Vec::new();
+        let mut level_scale = 1.0f32;
+        let mut level = photo.clone();
+        // Down to levels half the window's side: a face there fills the window only in part.
+        while level.width().min(level.height()) as f32 >= self.window.0.min(self.window.1) / 2.0 {
+            let scores = self.scores(&level);
+            for (i, &score) in scores.data.iter().enumerate() {
+                if score > min_score {
+                    let (cy, cx) = self.window_centre(i / scores.width, i % scores.width);
+                    let (cx, cy) = ((cx - BORDER as f32) / level_scale, (cy - BORDER as f32) / level_scale);
+                    let (half_w, half_h) = (self.window.0 / 2.0 / level_scale, self.window.1 / 2.0 / level_scale);
+                    candidates.push((score, [cx - half_w, cy - half_h, cx + half_w, cy + half_h]));
+                }
+            }
+            // Each level from the last (as dlib's pyramid does): a fraction of the cost of each from the photo.
+            level_scale *= LEVEL_SCALE;
+            let (lw, lh) = (((pw as f32 * level_scale).round() as u32).max(1), ((ph as f32 * level_scale).round() as u32).max(1));
+            level = image::imageops::resize(&level, lw, lh, image::imageops::FilterType::Triangle);
+        }
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut kept: Vec<(f32, [f32; 4])> = Vec::new();
+        for c in candidates {
+            if kept.iter().all(|k| iou(&k.1, &c.1) <= self.nms_iou) {
+                kept.push(c);
+            }
+        }
+        kept.into_iter()
+            .filter_map(|(score, [x0, y0, x1, y1])| {
+                let (x0, y0) = ((x0 / scale).max(0.0), (y0 / scale).max(0.0));
+                let (x1, y1) = ((x1 / scale).min(w as f32), (y1 / scale).min(h as f32));
+                (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(FaceBox { x: x0 as u32, y: y0 as u32, width: (x1 - x0) as u32, height: (y1 - y0) as u32, score: Some(score as f64), detector: Some(super::Detector::Mmod) })
+            })
+            .collect()
+    }
+
+    /// The score map of one pyramid level, framed in black as dlib frames it.
+    fn scores(&self, level: &RgbImage) -> Map {
+        let (w, h) = (level.width() as usize + 2 * BORDER, level.height() as usize + 2 * BORDER);
+        let black = self.channel_means.map(|m| -m / 256.0);
+        let mut data: Vec<f32> = std::iter::repeat_n(black, w * h).flatten().collect();
+        for (x, y, pixel) in level.enumerate_pixels() {
+            let at = ((y as usize + BORDER) * w + x as usize + BORDER) * 3;
+            for c in 0..3 {
+                data[at + c] = (pixel[c] as f32 - self.channel_means[c]) / 256.0;
+            }
+        }
+        self.convs.iter().fold(Map { height: h, width: w, channels: 3, data }, |x, conv| conv.forward(&x))
+    }
+
+    /// The input pixel (row, column) at the centre of score position (`row`, `col`)'s window.
+    fn window_centre(&self, row: usize, col: usize) -> (f32, f32) {
+        self.convs.iter().rev().fold((row as f32, col as f32), |(r, c), conv| (conv.input_centre(r), conv.input_centre(c)))
+    }
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let inter = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_network_is_dlibs_face_detector() {
+        let d = MmodDetector::new().unwrap();
+        let shapes: Vec<(usize, usize, usize, usize, usize)> = d.convs.iter().map(|c| (c.inputs, c.outputs, c.kernel, c.stride, c.padding)).collect();
+        // dnn_mmod_face_detection_ex.cpp: three 5x5 stride-2 downsamplers (16, 32, 32), three 5x5
+        // of 45, a 9x9 scorer; dlib pads stride-1 convolutions by half the kernel, others not.
+        assert_eq!(shapes, [(3, 16, 5, 2, 0), (16, 32, 5, 2, 0), (32, 32, 5, 2, 0), (32, 45, 5, 1, 2), (45, 45, 5, 1, 2), (45, 45, 5, 1, 2), (45, 1, 9, 1, 4)]);
+        assert_eq!(d.window, (80.0, 80.0));
+        assert!((d.channel_means[0] - 122.782).abs() < 1e-3 && (d.channel_means[2] - 104.298).abs() < 1e-3, "{:?}", d.channel_means);
+        assert!(d.convs.iter().rev().skip(1).all(|c| c.relu) && !d.convs.last().unwrap().relu);
+        // Score position 0's window centre: 2 + 2·(2 + 2·2) = 14 in the framed level.
+        assert_eq!(d.window_centre(0, 0), (14.0, 14.0));
+        assert_eq!(d.window_centre(1, 3), (22.0, 38.0));
+    }
+
+    /// dlib 20.0 itself (`dlib.cnn_face_detection_model_v1` on the same file, PyPI `dlib-bin`)
+    /// gives the demo photo's face at x 168, y 69, 96x96, confidence 1.06. The pyramid levels are
+    /// resampled differently here (a triangle filter, each level framed on its own rather than
+    /// tiled), so the box may sit a few pixels off.
+    #[test]
+    fn finds_the_demo_face_where_dlib_finds_it() {
+        let photo = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/astronaut.jpg")).unwrap().to_rgb8();
+        let faces = MmodDetector::new().unwrap().detect(&photo, 0.0);
+        assert_eq!(faces.len(), 1, "{faces:?}");
+        let f = faces[0];
+        assert!(f.x.abs_diff(168) <= 4 && f.y.abs_diff(69) <= 10 && f.width.abs_diff(96) <= 4, "{f:?}");
+        assert!((f.score.unwrap() - 1.06).abs() < 0.03, "{f:?}");
+    }
+
+    #[test]
+    fn reading_a_cut_or_altered_model_is_an_error_not_a_panic() {
+        for cut in [0, 10, 100, MODEL.len() / 2, MODEL.len() - 1000] {
+            assert!(MmodDetector::from_bytes(&MODEL[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut altered = MODEL.to_vec();
+        let at = altered.windows(7).position(|w| w == b"\x01\x05con_4").unwrap() + 7;
+        altered[at + 1] = 9; // the first convolution's parameter tensor claims another version
+        assert!(MmodDetector::from_bytes(&altered).is_err());
+    }
+
+    #[test]
+    fn small_and_blank_photos_give_no_face() {
+        let d = MmodDetector::new().unwrap();
+        for (w, h) in [(1, 1), (30, 200), (300, 200)] {
+            assert!(d.detect(&RgbImage::new(w, h), 0.0).is_empty(), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn the_same_on_one_thread_and_on_three() {
+        let photo = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/astronaut.jpg")).unwrap().to_rgb8();
+        let d = MmodDetector::new().unwrap();
+        let run = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| d.scores(&photo).data);
+        assert_eq!(run(1), run(3));
+    }
+}
