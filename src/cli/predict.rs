@@ -28,8 +28,8 @@ pub struct PredictArgs {
     /// Where the faces are: found by the detector, or the whole image is one (`auto` decides by size and content).
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
-    /// Face detector for photos: `all` (three merged: the most faces, ~0.5 s a 640x480 photo on one
-    /// core), `both` (SSD and SeetaFace merged, ~3x faster), `ssd` (face-api's: small, turned and
+    /// Face detector for photos: `all` (three merged: the most faces, ~0.36 s a 640x480 photo on one
+    /// core), `both` (SSD and SeetaFace merged, ~2x faster), `ssd` (face-api's: small, turned and
     /// partly hidden faces too), `seeta` (frontal, fastest), `mmod` (dlib's CNN: faces of 80 px and up).
     #[arg(long, value_enum, default_value_t = Detector::default())]
     detector: Detector,

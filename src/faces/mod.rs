@@ -82,10 +82,10 @@ pub enum Detector {
     /// All three, merged: every SSD face, plus each MMOD face, then each SeetaFace face, that
     /// frames no face already found (SSD finds small, turned and partly hidden faces, MMOD turned
     /// and tightly cropped ones of 80 px and up, SeetaFace frontal ones). The most faces; MMOD
-    /// triples the time of `both`.
+    /// doubles the time of `both`.
     #[default]
     All,
-    /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~3x faster, fewer faces
+    /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~2x faster, fewer faces
     /// (the default until session 20).
     Both,
     /// face-api's SSD MobileNet v1 (from `@vladmandic/face-api`), ~115 ms a photo on one core.

@@ -10,7 +10,8 @@
 //! walks `cin * 9` taps: two weight vectors, six broadcast input pixels, twelve FMAs. The paper
 //! network's widths (48, 24, 12) are multiples of 6, so no work is wasted there.
 //!
-//! Used by [`crate::infer`] when the CPU has AVX2 and FMA; elsewhere the im2col path runs.
+//! Used by [`crate::infer`] (3x3) and [`crate::faces::mmod`] (5x5, and its stride-2 5x5 as 3x3
+//! over phases) when the CPU has AVX2 and FMA; elsewhere the im2col path runs.
 
 /// Output channels per tile: two 8-lane registers.
 const CO_TILE: usize = 16;
