@@ -7,6 +7,7 @@
 //!
 //! The weights are read from dlib's own serialisation of the network, compiled in byte for byte.
 
+use super::ssd::iou;
 use super::FaceBox;
 use crate::nn::direct_conv::{DirectConv, DirectConv3x3};
 use crate::nn::gemm::{row_major, sgemm};
@@ -72,42 +73,41 @@ impl Conv {
         if self.outputs == 1 {
             return self.forward_one_output(x);
         }
-        let (k, s, p, c) = (self.kernel, self.stride, self.padding, self.inputs);
+        let c = self.inputs;
         let (height, width) = self.output_size(x);
-        let patch = k * k * c;
+        let patch = self.kernel * self.kernel * c;
         let mut data = vec![0.0f32; height * width * self.outputs];
         data.par_chunks_mut(BLOCK_POSITIONS * self.outputs).enumerate().for_each(|(block, out)| {
             let first = block * BLOCK_POSITIONS;
             let positions = out.len() / self.outputs;
             let mut cols = vec![0.0f32; positions * patch];
             for (i, row) in cols.chunks_mut(patch).enumerate() {
-                let (oy, ox) = ((first + i) / width, (first + i) % width);
-                for ky in 0..k {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    if iy < 0 || iy >= x.height as isize {
-                        continue;
-                    }
-                    for kx in 0..k {
-                        let ix = (ox * s + kx) as isize - p as isize;
-                        if ix < 0 || ix >= x.width as isize {
-                            continue;
-                        }
-                        let at = (iy as usize * x.width + ix as usize) * c;
-                        row[(ky * k + kx) * c..][..c].copy_from_slice(&x.data[at..at + c]);
-                    }
+                for (tap, at) in self.taps(x, (first + i) / width, (first + i) % width) {
+                    row[tap * c..][..c].copy_from_slice(&x.data[at..at + c]);
                 }
             }
             sgemm(positions, patch, self.outputs, &cols, row_major(patch), &self.weights, row_major(self.outputs), 0.0, out, row_major(self.outputs));
             for pixel in out.chunks_mut(self.outputs) {
-                for (v, b) in pixel.iter_mut().zip(&self.bias) {
-                    *v += b;
-                    if self.relu {
-                        *v = v.max(0.0);
-                    }
-                }
+                pixel.iter_mut().enumerate().for_each(|(o, v)| *v = self.activate(o, *v));
             }
         });
         Map { height, width, channels: self.outputs, data }
+    }
+
+    /// The taps of output position (`oy`, `ox`)'s window that fall inside `x`: the tap's index
+    /// (`ky * kernel + kx`) and where its `inputs` values start in `x.data`.
+    fn taps<'a>(&'a self, x: &'a Map, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let inside = move |o: usize, t: usize, side: usize| (o * s + t).checked_sub(p).filter(|&i| i < side);
+        (0..k).filter_map(move |ky| inside(oy, ky, x.height).map(|iy| (ky, iy))).flat_map(move |(ky, iy)| {
+            (0..k).filter_map(move |kx| inside(ox, kx, x.width).map(|ix| (ky * k + kx, (iy * x.width + ix) * self.inputs)))
+        })
+    }
+
+    /// Output `o`'s value from its sum of products: plus the bias, then the ReLU if any.
+    fn activate(&self, o: usize, sum: f32) -> f32 {
+        let value = sum + self.bias[o];
+        if self.relu { value.max(0.0) } else { value }
     }
 
     /// Output height and width on `x` (none when the window does not fit).
@@ -120,25 +120,19 @@ impl Conv {
     /// [`Conv::forward`] for the one-channel scorer: a dot product per tap read in place (im2col
     /// rows of 9x9x45 values, packed again by the GEMM for one output, cost 20% of the detector).
     fn forward_one_output(&self, x: &Map) -> Map {
-        let (k, s, p, c) = (self.kernel, self.stride, self.padding, self.inputs);
+        let c = self.inputs;
         let (height, width) = self.output_size(x);
         let mut data = vec![0.0f32; height * width];
         data.par_chunks_mut(width.max(1)).enumerate().for_each(|(oy, row)| {
             for (ox, out) in row.iter_mut().enumerate() {
                 // Eight running sums, so that the compiler keeps them in one vector register.
                 let mut sums = [0.0f32; 8];
-                for ky in 0..k {
-                    let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < x.height) else { continue };
-                    for kx in 0..k {
-                        let Some(ix) = (ox * s + kx).checked_sub(p).filter(|&ix| ix < x.width) else { continue };
-                        let input = &x.data[(iy * x.width + ix) * c..][..c];
-                        let weights = &self.weights[(ky * k + kx) * c..][..c];
-                        for (i, (a, b)) in input.iter().zip(weights).enumerate() {
-                            sums[i % 8] += a * b;
-                        }
+                for (tap, at) in self.taps(x, oy, ox) {
+                    for (i, (a, b)) in x.data[at..at + c].iter().zip(&self.weights[tap * c..][..c]).enumerate() {
+                        sums[i % 8] += a * b;
                     }
                 }
-                *out = sums.iter().sum::<f32>() + self.bias[0];
+                *out = self.activate(0, sums.iter().sum::<f32>());
             }
         });
         Map { height, width, channels: 1, data }
@@ -184,10 +178,7 @@ impl Conv {
         let mut data = vec![0.0f32; out_h * out_w * self.outputs];
         for (p, pixel) in data.chunks_exact_mut(self.outputs).enumerate() {
             let at = (p / out_w + border) * w + p % out_w + border;
-            for (o, v) in pixel.iter_mut().enumerate() {
-                let value = out[o * hw + at] + self.bias[o];
-                *v = if self.relu { value.max(0.0) } else { value };
-            }
+            pixel.iter_mut().enumerate().for_each(|(o, v)| *v = self.activate(o, out[o * hw + at]));
         }
         Map { height: out_h, width: out_w, channels: self.outputs, data }
     }
@@ -380,7 +371,7 @@ impl MmodDetector {
         let (pw, ph) = photo.dimensions();
         // The pyramid, each level from the last (as dlib's is: a fraction of the cost of each from
         // the photo), down to levels half the window's side, where a face fills it only in part.
-        let mut levels: Vec<(f32, RgbImage)> = Vec::new();
+        let mut levels: Vec<(f32, std::borrow::Cow<RgbImage>)> = Vec::new();
         loop {
             let scale = levels.last().map_or(1.0, |l| l.0 * LEVEL_SCALE);
             let (lw, lh) = ((pw as f32 * scale).round() as u32, (ph as f32 * scale).round() as u32);
@@ -388,8 +379,8 @@ impl MmodDetector {
                 break;
             }
             let level = match levels.last() {
-                Some((_, last)) => image::imageops::resize(last, lw, lh, image::imageops::FilterType::Triangle),
-                None => photo.clone(),
+                Some((_, last)) => std::borrow::Cow::Owned(image::imageops::resize(last.as_ref(), lw, lh, image::imageops::FilterType::Triangle)),
+                None => std::borrow::Cow::Borrowed(photo),
             };
             levels.push((scale, level));
         }
@@ -455,11 +446,6 @@ fn run_in_blocks<const K: usize>(conv: &DirectConv<K>, planes: &[f32], (h, w): (
     out.par_chunks_mut(block * h * w).enumerate().for_each(|(i, out)| conv.run(&padded, (h, w), i * block..(i + 1) * block, out));
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let inter = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter)
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
-//! Faces in photos: the detectors (face-api's SSD MobileNet v1, the default, and the SeetaFace
-//! frontal cascade; both compiled into the binary, see `assets/README.md`) and the crop that turns
-//! a detected face into a FER2013-like 48x48 input.
+//! Faces in photos: the detectors (face-api's SSD MobileNet v1, dlib's CNN face detector (MMOD)
+//! and the SeetaFace frontal cascade, merged by default; all compiled into the binary, see
+//! `assets/README.md`) and the crop that turns a detected face into a FER2013-like 48x48 input.
 
 pub mod mmod;
 pub mod seeta;
@@ -119,11 +119,11 @@ impl Detector {
             Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
             Detector::Mmod => mmod_detector()?.detect(&photo.to_rgb8(), 0.0),
             Detector::All | Detector::Both => {
-                let mmod = || if self == Detector::All { Detector::Mmod.detect_unordered(photo, min_ssd_score, precision) } else { Ok(Vec::new()) };
-                let (ssd, (mmod, seeta)) = rayon::join(
-                    || Detector::Ssd.detect_unordered(photo, min_ssd_score, precision),
-                    || rayon::join(mmod, || Detector::Seeta.detect_unordered(photo, min_ssd_score, precision)),
-                );
+                // SSD and MMOD read the same RGB copy.
+                let rgb = photo.to_rgb8();
+                let ssd = || ssd_detector(precision).map(|d| d.detect(&rgb, min_ssd_score));
+                let mmod = || if self == Detector::All { mmod_detector().map(|d| d.detect(&rgb, 0.0)) } else { Ok(Vec::new()) };
+                let (ssd, (mmod, seeta)) = rayon::join(ssd, || rayon::join(mmod, || Detector::Seeta.detect_unordered(photo, min_ssd_score, precision)));
                 let mut faces = ssd?;
                 for more in [mmod?, seeta?] {
                     let extra: Vec<FaceBox> = more.into_iter().filter(|s| !faces.iter().any(|f| f.same_face(s))).collect();

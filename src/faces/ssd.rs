@@ -569,7 +569,8 @@ fn input_map(photo: &RgbImage) -> Map {
     Map::whole(INPUT_SIZE, INPUT_SIZE, data)
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+/// Intersection over union of two boxes given by opposite corners (either axis order).
+pub(super) fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
     let intersection = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let union = area(a) + area(b) - intersection;
