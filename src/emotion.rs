@@ -18,8 +18,7 @@ pub const MIN_PIXEL_STD: f32 = 1.0 / 64.0;
 
 /// Normalises 8-bit pixels into the network's input range: each face is standardised to mean 0
 /// and standard deviation 1. Per-face (not dataset-wide) statistics make the input independent of
-/// a photo's exposure and contrast; FER2013's training images here also have lower contrast than
-/// its test images (see `docs/data.md`).
+/// a photo's exposure and contrast.
 pub fn normalize_pixels(pixels: &[u8], out: &mut [f32]) {
     let (mean, std) = pixel_mean_std(pixels);
     let std = std.max(MIN_PIXEL_STD);
@@ -28,11 +27,29 @@ pub fn normalize_pixels(pixels: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Standardises a face given on a 0-1 scale to mean 0 and standard deviation 1 (at least
+/// [`MIN_PIXEL_STD`] before scaling), in place: as [`normalize_pixels`] does for 8-bit
+/// pixels, for faces that training augmentation has already changed in floating point.
+pub fn standardize(values: &mut [f32]) {
+    let (mean, std) = mean_std(values);
+    let std = std.max(MIN_PIXEL_STD);
+    for v in values.iter_mut() {
+        *v = (*v - mean) / std;
+    }
+}
+
 /// Mean and standard deviation of 8-bit pixels on a 0-1 scale (0 for none).
 pub fn pixel_mean_std(pixels: &[u8]) -> (f32, f32) {
     let n = pixels.len().max(1) as f32;
     let mean = pixels.iter().map(|&p| p as f32).sum::<f32>() / n / 255.0;
     let var = pixels.iter().map(|&p| (p as f32 / 255.0 - mean).powi(2)).sum::<f32>() / n;
+    (mean, var.sqrt())
+}
+
+fn mean_std(values: &[f32]) -> (f32, f32) {
+    let n = values.len().max(1) as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
     (mean, var.sqrt())
 }
 

@@ -4,7 +4,7 @@
 use crate::data::augment::AugmentConfig;
 use crate::model::NetworkConfig;
 use crate::nn::conv::ConvAlgorithm;
-use crate::nn::optim::OptimizerConfig;
+use crate::nn::optim::{OptimizerConfig, OptimizerKind};
 use crate::nn::schedule::ScheduleConfig;
 use serde::{Deserialize, Serialize};
 
@@ -66,10 +66,10 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             network: NetworkConfig::paper(),
-            epochs: 50,
+            epochs: 80,
             batch_size: 64,
-            lr: 0.05,
-            optimizer: OptimizerConfig::default(),
+            lr: 1e-3,
+            optimizer: OptimizerConfig { kind: OptimizerKind::Adamw, weight_decay: 0.05, ..OptimizerConfig::default() },
             schedule: ScheduleConfig::default(),
             label_smoothing: 0.1,
             class_weighting: ClassWeighting::None,
@@ -94,7 +94,8 @@ impl TrainConfig {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err("epochs and batch_size must be at least 1".into());
         }
-        let (o, s, a) = (&self.optimizer, &self.schedule, &self.augment);
+        self.augment.check()?;
+        let (o, s) = (&self.optimizer, &self.schedule);
         // Each check is written so that NaN fails it.
         let over_zero = [
             ("lr", self.lr, 10.0),
@@ -112,10 +113,6 @@ impl TrainConfig {
             ("schedule.warmup_epochs", s.warmup_epochs, 1000.0),
             ("schedule.min_lr_ratio", s.min_lr_ratio, 1.0),
             ("label_smoothing", self.label_smoothing, 1.0),
-            ("augment.max_rotation_deg", a.max_rotation_deg, 180.0),
-            ("augment.max_shift", a.max_shift, 1.0),
-            ("augment.max_zoom", a.max_zoom, 1.0),
-            ("augment.erase_prob", a.erase_prob, 1.0),
         ];
         for (name, value, max) in from_zero {
             if !(0.0..=max).contains(&value) {
