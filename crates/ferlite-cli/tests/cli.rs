@@ -1,0 +1,557 @@
+//! The `ferlite` binary end to end on generated data: train, evaluate, predict, summary, and a
+//! clear one-line error (non-zero exit, no panic) for every kind of bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ferlite(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferlite")).args(args).env("RUST_LOG", "warn").output().expect("ferlite runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed cleanly: non-zero exit, an `error:` line naming `needles`, no panic.
+fn assert_clean_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line in: {err}"));
+    for n in needles {
+        assert!(line.contains(n), "error line `{line}` does not mention `{n}`");
+    }
+}
+
+#[test]
+fn input_blur_must_be_a_sigma_of_zero_or_more_in_every_command() {
+    for command in [&["evaluate", "faces.csv"][..], &["train", "--data", "faces.csv"], &["export", "--weights", "out.safetensors"]] {
+        for sigma in ["-1", "NaN", "inf", "1e30", "three"] {
+            let arg = format!("--input-blur={sigma}");
+            assert_clean_error(&ferlite(&[command, &[arg.as_str()][..]].concat()), &["--input-blur"]);
+        }
+    }
+}
+
+/// Limits that cannot work (a server that never takes a request, a timeout that overflows, more
+/// threads than the machine can start) are refused by the flag, before anything starts.
+#[test]
+fn impossible_thread_counts_and_serve_limits_are_refused_by_name() {
+    let refused = [
+        (&["--threads", "0", "summary"][..], "--threads"),
+        (&["--threads", "100000", "summary"], "--threads"),
+        (&["serve", "--addr", "127.0.0.1:0", "--concurrency", "0"], "--concurrency"),
+        (&["serve", "--addr", "127.0.0.1:0", "--timeout", "NaN"], "--timeout"),
+        (&["serve", "--addr", "127.0.0.1:0", "--timeout", "1e300"], "--timeout"),
+        (&["serve", "--addr", "127.0.0.1:0", "--timeout=-1"], "--timeout"),
+        (&["serve", "--addr", "127.0.0.1:0", "--max-body-mib", "0"], "--max-body-mib"),
+        (&["serve", "--addr", "127.0.0.1:0", "--max-megapixels", "NaN"], "--max-megapixels"),
+        (&["serve", "--addr", "127.0.0.1:0", "--queue=-3"], "--queue"),
+    ];
+    for (args, flag) in refused {
+        // A server that starts anyway is stopped after 10 s (and the test fails).
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        assert_clean_error(&child.wait_with_output().unwrap(), &[flag]);
+    }
+}
+
+#[test]
+fn min_face_score_leaves_out_the_ssd_faces_under_it() {
+    let photo = common::demo_photo_path();
+    let photo = photo.to_str().unwrap();
+    // The SSD scores the demo face 0.97.
+    let kept = ferlite(&["predict", photo, "--detector", "ssd", "--min-face-score", "0.9"]);
+    assert!(kept.status.success() && String::from_utf8_lossy(&kept.stdout).contains("face 1 at"), "{}", stderr(&kept));
+    let dropped = ferlite(&["predict", photo, "--detector", "ssd", "--min-face-score", "0.99"]);
+    assert!(dropped.status.success() && String::from_utf8_lossy(&dropped.stdout).contains("no face found"), "{}", stderr(&dropped));
+    for score in ["0", "1", "-0.5", "NaN", "high"] {
+        assert_clean_error(&ferlite(&["predict", photo, &format!("--min-face-score={score}")]), &["--min-face-score"]);
+    }
+}
+
+/// Trains one quick epoch of the paper network on a generated CSV; returns the weights path.
+fn train_tiny(dir: &Path) -> std::path::PathBuf {
+    let csv = dir.join("fer2013.csv");
+    common::write_csv(&csv, 4, 2);
+    let run = dir.join("run");
+    let o = ferlite(&["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1", "--batch-size", "8"]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    assert!(stdout(&o).contains("done: 1 epochs"), "{}", stdout(&o));
+    for f in ["checkpoint.safetensors", "best.safetensors", "last.safetensors", "metrics.jsonl", "config.json"] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    run.join("best.safetensors")
+}
+
+/// What a CPU without AVX2 and FMA (or another architecture) runs: the portable kernels, forced
+/// with `FERLITE_SIMD=off`, answer as the SIMD kernels do, on a photo and in a training epoch.
+#[test]
+fn portable_kernels_give_the_simd_kernels_answers() {
+    let ferlite_simd = |simd: &str, args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(args).env("RUST_LOG", "warn").env("FERLITE_SIMD", simd).output().expect("ferlite runs");
+        assert!(o.status.success(), "FERLITE_SIMD={simd} {args:?}: {}", stderr(&o));
+        o
+    };
+    let photo = common::demo_photo_path();
+    let face = |simd| {
+        let json: serde_json::Value = serde_json::from_str(&stdout(&ferlite_simd(simd, &["predict", "--json", photo.to_str().unwrap()]))).unwrap();
+        json["faces"][0].clone()
+    };
+    let (simd, portable) = (face("on"), face("off"));
+    assert_eq!((&simd["box"], &simd["emotion"]), (&portable["box"], &portable["emotion"]));
+    for (class, p) in simd["probabilities"].as_object().unwrap() {
+        let q = portable["probabilities"][class].as_f64().unwrap();
+        assert!((p.as_f64().unwrap() - q).abs() < 1e-4, "{class}: SIMD {p}, portable {q}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("fer2013.csv");
+    common::write_csv(&csv, 4, 2);
+    let epoch = |simd: &str| {
+        let run = tmp.path().join(format!("run-{simd}"));
+        ferlite_simd(simd, &["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1", "--batch-size", "8"]);
+        let log: serde_json::Value = serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+        log["train_loss"].as_f64().unwrap()
+    };
+    let (simd, portable) = (epoch("on"), epoch("off"));
+    assert!((simd - portable).abs() < 1e-4 * simd.abs(), "train loss: SIMD {simd}, portable {portable}");
+}
+
+/// `--precision bf16` (detector and classifier) gives the f32 answer to within its rounding where the CPU has AVX-512 BF16,
+/// and a clean error naming the option where it does not (forced here with `FERLITE_SIMD=off`).
+#[test]
+fn bf16_precision_answers_near_f32_or_is_refused_by_name() {
+    let photo = common::demo_photo_path();
+    let refused = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(["predict", photo.to_str().unwrap(), "--precision", "bf16"]).env("FERLITE_SIMD", "off").output().unwrap();
+    assert_clean_error(&refused, &["--precision bf16", "AVX-512 BF16"]);
+    if !ferlite::nn::bf16::available() {
+        eprintln!("skipped the bf16 answers: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let face = |precision| {
+        let o = ferlite(&["predict", "--json", "--precision", precision, photo.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["faces"][0].clone()
+    };
+    let (f32, bf16) = (face("f32"), face("bf16"));
+    // The detector runs in bfloat16 too: the same box, its score within 0.02.
+    assert_eq!(f32["emotion"], bf16["emotion"]);
+    for side in ["x", "y", "width", "height"] {
+        assert!(f32["box"][side].as_i64().unwrap().abs_diff(bf16["box"][side].as_i64().unwrap()) <= 2, "{side}: f32 {f32}, bf16 {bf16}");
+    }
+    assert!((f32["box"]["score"].as_f64().unwrap() - bf16["box"]["score"].as_f64().unwrap()).abs() < 0.02, "f32 {f32}, bf16 {bf16}");
+    let mut moved = false;
+    for (class, p) in f32["probabilities"].as_object().unwrap() {
+        let (p, q) = (p.as_f64().unwrap(), bf16["probabilities"][class].as_f64().unwrap());
+        assert!((p - q).abs() < 0.05, "{class}: f32 {p}, bf16 {q}");
+        moved |= p != q;
+    }
+    assert!(moved, "bf16 gave f32's probabilities bit for bit: the bf16 kernel did not run");
+}
+
+#[test]
+fn summary_reports_552455_trainable_parameters() {
+    let o = ferlite(&["summary"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("trainable parameters: 552,455"), "{}", stdout(&o));
+}
+
+#[test]
+fn train_then_evaluate_writes_report_and_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    let out = tmp.path().join("eval");
+    let csv = tmp.path().join("fer2013.csv");
+    let o = ferlite(&["evaluate", csv.to_str().unwrap(), "--usage", "PublicTest", "--model", model.to_str().unwrap(), "--out", out.to_str().unwrap(), "--tta", "flip"]);
+    assert!(o.status.success(), "evaluate failed: {}", stderr(&o));
+    assert!(stdout(&o).contains("accuracy"), "{}", stdout(&o));
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    assert_eq!(report["n_images"], 14);
+    assert_eq!(report["per_class"].as_object().unwrap().len(), 7);
+    let counts = report["confusion_matrix"]["counts"].as_array().unwrap();
+    let total: u64 = counts.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 14);
+    assert!(report["auc"]["micro"].as_f64().is_some());
+    // How blurred the faces already were, so a reader can tell sharp test faces from soft ones.
+    let blur = &report["present_blur_sigma"];
+    let [p10, median, p90] = ["p10", "median", "p90"].map(|k| blur[k].as_f64().unwrap_or_else(|| panic!("present_blur_sigma.{k}: {blur}")));
+    assert!(0.0 <= p10 && p10 <= median && median <= p90 && p90 <= 6.0, "{blur}");
+    assert!(stdout(&o).contains("the faces' own blur: median σ"), "{}", stdout(&o));
+    // Calibration: every face in one confidence bin, the error between 0 and 1, printed too.
+    let calibration = &report["calibration"];
+    let faces: u64 = calibration["bins"].as_array().unwrap().iter().map(|b| b["faces"].as_u64().unwrap()).sum();
+    assert_eq!((faces, calibration["bins"].as_array().unwrap().len()), (14, 10), "{calibration}");
+    assert!((0.0..=1.0).contains(&calibration["ece"].as_f64().unwrap()), "{calibration}");
+    assert!(stdout(&o).contains("calibration error (ECE)"), "{}", stdout(&o));
+    for png in ["confusion_matrix.png", "roc_curves.png", "calibration.png"] {
+        let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() >= 800 && img.height() >= 700, "{png} is {}x{}", img.width(), img.height());
+    }
+}
+
+#[test]
+fn evaluates_an_image_folder_split_and_predicts_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    common::write_folders(tmp.path(), "test", 2, 9);
+    let out = tmp.path().join("eval");
+    let o = ferlite(&["evaluate", tmp.path().to_str().unwrap(), "--split", "test", "--model", model.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("report.json").exists());
+
+    let o = ferlite(&["predict", tmp.path().join("test").to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 14);
+    let probs = lines[0]["faces"][0]["probabilities"].as_object().unwrap();
+    let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+}
+
+#[test]
+fn bench_inference_only_prints_the_inference_rows_and_no_training_row() {
+    let o = ferlite(&["--threads", "1", "bench", "--inference-only", "--repeats", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // Batch 1 and 256 by the framework and the fast path, and the fast path in bfloat16 where the CPU has it.
+    let rows = if ferlite::nn::bf16::available() { 6 } else { 4 };
+    assert_eq!(out.lines().filter(|l| l.starts_with("infer")).count(), rows, "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("train")), "{out}");
+}
+
+#[test]
+fn missing_data_file_is_a_clean_error() {
+    let o = ferlite(&["evaluate", "/nonexistent/fer2013.csv", "--model", "/nonexistent/m.safetensors"]);
+    assert_clean_error(&o, &["/nonexistent/m.safetensors"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ferlite(&["train", "--data", "/nonexistent/fer2013.csv", "--out", tmp.path().join("r").to_str().unwrap(), "--epochs", "1"]);
+    assert_clean_error(&o, &["/nonexistent/fer2013.csv", "not found"]);
+    let photo = common::demo_photo_path();
+    assert_clean_error(&ferlite(&["evaluate", photo.to_str().unwrap()]), &["astronaut.jpg: an image, not a data set", "ferlite predict"]);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_clean_error(&ferlite(&["predict", empty.to_str().unwrap()]), &["empty: no images in this folder"]);
+}
+
+#[test]
+fn bad_csv_row_names_file_and_line_and_skip_bad_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("bad.csv");
+    common::write_csv(&csv, 2, 1);
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("3,1 2 3,Training\n");
+    std::fs::write(&csv, text).unwrap();
+    let run = tmp.path().join("run");
+    let o = ferlite(&["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1"]);
+    assert_clean_error(&o, &["bad.csv:23:", "expected 2304 pixels"]);
+    let o = ferlite(&["train", "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "1", "--skip-bad"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn corrupt_image_in_predict_is_reported_and_others_still_predicted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    let good = tmp.path().join("good.png");
+    common::plain_crop(120).save(&good).unwrap();
+    let bad = tmp.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff garbage").unwrap();
+    let o = ferlite(&["predict", good.to_str().unwrap(), bad.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_clean_error(&o, &["broken.jpg", "cannot decode"]);
+    assert!(stdout(&o).contains("good.png:"), "good image still predicted: {}", stdout(&o));
+}
+
+#[test]
+fn missing_file_and_images_too_small_or_blank_for_a_face_in_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nothing-here.jpg");
+    let o = ferlite(&["predict", missing.to_str().unwrap()]);
+    assert_clean_error(&o, &["nothing-here.jpg: not found"]);
+    assert!(!stderr(&o).contains("os error"), "the I/O error, once and plainly: {}", stderr(&o));
+    let tiny = tmp.path().join("tiny.png");
+    image::GrayImage::from_pixel(5, 5, image::Luma([90])).save(&tiny).unwrap();
+    // Taken as given, a 5x5 image cannot be a face; left to ferlite, it holds none.
+    assert_clean_error(&ferlite(&["predict", "--faces", "whole", tiny.to_str().unwrap()]), &["tiny.png", "5x5", "too small"]);
+    // Nor does a blank face-sized image (it used to get a confident emotion), unless it is insisted on.
+    let blank = tmp.path().join("blank.png");
+    image::GrayImage::from_pixel(48, 48, image::Luma([90])).save(&blank).unwrap();
+    let o = ferlite(&["predict", tiny.to_str().unwrap(), blank.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["tiny.png", "blank.png"] {
+        assert!(stdout(&o).contains(&format!("{name}: no face found")), "{}", stdout(&o));
+    }
+    let o = ferlite(&["predict", "--faces", "whole", blank.to_str().unwrap()]);
+    assert!(o.status.success() && stdout(&o).contains("blank.png: "), "{}", stderr(&o));
+}
+
+#[test]
+fn empty_class_folder_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    common::write_folders(tmp.path(), "val", 1, 3);
+    std::fs::remove_dir_all(tmp.path().join("val/disgust")).unwrap();
+    std::fs::create_dir(tmp.path().join("val/disgust")).unwrap();
+    let o = ferlite(&["evaluate", tmp.path().join("val").to_str().unwrap(), "--model", model.to_str().unwrap(), "--out", tmp.path().join("e").to_str().unwrap()]);
+    assert_clean_error(&o, &["disgust", "no images"]);
+}
+
+#[test]
+fn a_file_that_is_not_a_model_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("model.safetensors");
+    std::fs::write(&fake, b"not weights").unwrap();
+    let face = tmp.path().join("f.png");
+    common::plain_crop(1).save(&face).unwrap();
+    let o = ferlite(&["predict", face.to_str().unwrap(), "--model", fake.to_str().unwrap()]);
+    assert_clean_error(&o, &["model.safetensors"]);
+}
+
+/// A weights file is read from its header first: a header asking for an impossible network (here
+/// 10^12 stem channels, which would need petabytes) is refused before anything is allocated.
+#[test]
+fn a_model_whose_header_asks_for_an_impossible_network_is_a_clean_error() {
+    use ferlite::model::{Network, NetworkConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let face = tmp.path().join("f.png");
+    common::plain_crop(1).save(&face).unwrap();
+    let paper = NetworkConfig::paper();
+    for (config, named) in [
+        (NetworkConfig { stem_channels: 1_000_000_000_000, ..paper.clone() }, "stem_channels"),
+        (NetworkConfig { input_blur_sigma: 1e30, ..paper.clone() }, "input_blur_sigma"),
+    ] {
+        let mut file = Network::new(paper.clone(), 1).to_tensor_file();
+        file.metadata.insert(ferlite::weights::NETWORK_KEY.into(), serde_json::to_string(&config).unwrap());
+        let model = tmp.path().join(format!("{named}.safetensors"));
+        file.write_atomic(&model).unwrap();
+        let o = ferlite(&["predict", face.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+        assert_clean_error(&o, &[model.file_name().unwrap().to_str().unwrap(), named]);
+    }
+    // The same from a training config, before the run folder is made.
+    let (csv, config, run) = (tmp.path().join("faces.csv"), tmp.path().join("train.json"), tmp.path().join("run"));
+    common::write_csv(&csv, 2, 1);
+    let train = ferlite::train::config::TrainConfig { network: NetworkConfig { hidden_units: 10_000_000_000_000, ..paper }, ..Default::default() };
+    std::fs::write(&config, serde_json::to_string(&train).unwrap()).unwrap();
+    let o = ferlite(&["train", "--config", config.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert_clean_error(&o, &["training config", "hidden_units"]);
+    assert!(!run.exists(), "a refused config made a run folder");
+}
+
+/// Weights holding NaN (what a diverged run would leave) are refused, naming the tensor, rather
+/// than printing NaN% for every face.
+#[test]
+fn a_model_with_nan_weights_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (face, model) = (tmp.path().join("f.png"), tmp.path().join("nan.safetensors"));
+    common::plain_crop(1).save(&face).unwrap();
+    let mut net = ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1);
+    let last = net.params.len() - 1;
+    net.params[last] = f32::NAN;
+    net.save(&model).unwrap();
+    assert_clean_error(&ferlite(&["predict", face.to_str().unwrap(), "--model", model.to_str().unwrap()]), &["nan.safetensors", "head.fc2.bias", "NaN"]);
+}
+
+#[test]
+fn resume_continues_a_stopped_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    train_tiny(tmp.path());
+    let run = tmp.path().join("run");
+    let o = ferlite(&["train", "--resume", run.to_str().unwrap(), "--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("done: 2 epochs"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 2);
+}
+
+#[test]
+fn predict_on_a_photo_finds_the_face_and_reports_its_box() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_tiny(tmp.path());
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/astronaut.jpg");
+    let o = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let faces = line["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1, "{line}");
+    assert!(faces[0]["box"]["width"].as_u64().unwrap() > 50);
+    assert!(EMOTION_NAMES.contains(&faces[0]["emotion"].as_str().unwrap()));
+
+    let annotated = tmp.path().join("annotated.png");
+    let o = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--annotate", annotated.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (original, drawn) = (image::open(photo).unwrap().to_rgb8(), image::open(&annotated).unwrap().to_rgb8());
+    assert_eq!(original.dimensions(), drawn.dimensions());
+    let changed = original.pixels().zip(drawn.pixels()).filter(|(a, b)| a != b).count();
+    assert!(changed > 1000 && changed < 60_000, "{changed} pixels changed by the annotation");
+
+    let blank = tmp.path().join("blank.png");
+    image::GrayImage::new(320, 240).save(&blank).unwrap();
+    let o = ferlite(&["predict", blank.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert!(o.status.success(), "no face is not an error: {}", stderr(&o));
+    assert!(stdout(&o).contains("no face found"), "{}", stdout(&o));
+}
+
+const EMOTION_NAMES: [&str; 7] = ferlite::emotion::EMOTIONS;
+
+/// No `--model`: the trained model compiled into the binary answers, and calls the smiling
+/// astronaut of the demo photo happy (an untrained network would not, but for luck).
+#[test]
+fn predict_without_model_uses_the_embedded_trained_model() {
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/astronaut.jpg");
+    let o = ferlite(&["predict", photo, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let face = &line["faces"][0];
+    assert_eq!(face["emotion"], "happy", "{line}");
+    assert!(face["confidence"].as_f64().unwrap() > 0.5, "{line}");
+    let total: f64 = EMOTION_NAMES.iter().map(|e| face["probabilities"][e].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-3, "probabilities sum to {total}");
+}
+
+#[test]
+fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("day2")).unwrap();
+    common::plain_crop(90).save(photos.join("a.png")).unwrap();
+    common::plain_crop(160).save(photos.join("day2/b.png")).unwrap();
+    std::fs::write(photos.join("day2/broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
+    let csv = tmp.path().join("out.csv");
+    let o = ferlite(&["predict", photos.to_str().unwrap(), "--model", model.to_str().unwrap(), "--format", "csv", "--output", csv.to_str().unwrap()]);
+    assert_clean_error(&o, &["broken.jpg"]);
+    let mut reader = csv::Reader::from_path(&csv).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&header[..3], ["file", "frame", "face"]);
+    assert_eq!(header.len(), 10 + 7 + 1);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "two faces and one error row");
+    assert!(rows[0][0].ends_with("a.png") && EMOTION_NAMES.contains(&&rows[0][8]));
+    let error_row = rows.iter().find(|r| r[0].ends_with("broken.jpg")).unwrap();
+    assert!(error_row[17].contains("cannot decode"), "{error_row:?}");
+    let probabilities: f64 = rows[1].iter().skip(10).take(7).map(|v| v.parse::<f64>().unwrap()).sum();
+    assert!((probabilities - 1.0).abs() < 1e-3);
+}
+
+/// A link back up the tree (`sub/back -> ..`) is followed once, not round and round: each image
+/// gives one record and the run succeeds.
+#[cfg(unix)]
+#[test]
+fn a_folder_with_a_link_loop_gives_each_image_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("sub")).unwrap();
+    common::plain_crop(90).save(photos.join("a.png")).unwrap();
+    common::plain_crop(150).save(photos.join("sub/b.png")).unwrap();
+    std::os::unix::fs::symlink(&photos, photos.join("sub/back")).unwrap();
+    let o = ferlite(&["predict", photos.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files: Vec<String> = stdout(&o).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["file"].as_str().unwrap().to_string()).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("a.png") && files[1].ends_with("sub/b.png"), "{files:?}");
+}
+
+#[test]
+fn animated_gif_gives_one_record_per_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let gif = tmp.path().join("clip.gif");
+    let mut encoder = GifEncoder::new(std::fs::File::create(&gif).unwrap());
+    for value in [40u8, 120, 200] {
+        let frame = image::DynamicImage::ImageLuma8(common::plain_crop(value)).to_rgba8();
+        encoder.encode_frame(Frame::from_parts(frame, 0, 0, Delay::from_numer_denom_ms(100, 1))).unwrap();
+    }
+    drop(encoder);
+    let drawn = tmp.path().join("drawn/clip.png");
+    let o = ferlite(&["predict", gif.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json", "--annotate", drawn.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(frames.iter().map(|f| f["frame"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(frames.iter().all(|f| f["faces"].as_array().unwrap().len() == 1));
+    // --annotate draws each frame into its own file.
+    for frame in 0..3 {
+        let path = tmp.path().join(format!("drawn/clip.frame{frame:04}.png"));
+        assert_eq!(image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).width(), 48);
+    }
+}
+
+/// A PNG whose header says 20000x20000 (400 megapixels) is refused from the header alone: a clear
+/// error and no attempt to allocate the pixels. (The file itself is a few bytes.)
+#[test]
+fn a_20000_by_20000_image_is_refused_before_decoding() {
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        // CRC-32 (IEEE) over type and data, as PNG requires.
+        let mut crc = 0xffff_ffffu32;
+        for &byte in kind.iter().chain(data) {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&(!crc).to_be_bytes());
+        out
+    }
+    let mut ihdr = 20000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit gray
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", b"\x78\x9c\x03\x00\x00\x00\x00\x01")); // a little (far too little) data
+    png.extend(chunk(b"IEND", &[]));
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = tmp.path().join("huge.png");
+    std::fs::write(&huge, png).unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let o = ferlite(&["predict", huge.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_clean_error(&o, &["huge.png", "20000x20000", "limit"]);
+}
+
+/// `export --weights` copies a model, optionally with another input blur; the accuracy `train`
+/// recorded survives only when the blur it was measured with does.
+#[test]
+fn export_weights_sets_the_input_blur_and_keeps_the_parameters() {
+    use ferlite::predict::Predictor;
+    let tmp = tempfile::tempdir().unwrap();
+    let trained = train_tiny(tmp.path());
+    let original = Predictor::load(Some(&trained)).unwrap();
+    let (same, blurred) = (tmp.path().join("same.safetensors"), tmp.path().join("blurred.safetensors"));
+    let sigma = original.network.config.input_blur_sigma + 0.5;
+    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", same.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", blurred.to_str().unwrap(), "--input-blur", &sigma.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let (same, blurred) = (Predictor::load(Some(&same)).unwrap(), Predictor::load(Some(&blurred)).unwrap());
+    assert_eq!(same.network.config, original.network.config);
+    assert_eq!(blurred.network.config.input_blur_sigma, sigma);
+    assert_eq!(blurred.network.params, original.network.params);
+    assert_eq!(blurred.network.buffers, original.network.buffers);
+    assert!(original.val_accuracy.is_some(), "train records the val accuracy in best.safetensors");
+    assert_eq!(same.val_accuracy, original.val_accuracy);
+    assert_eq!(blurred.val_accuracy, None);
+
+    let o = ferlite(&["export", "--input-blur", "3"]);
+    assert!(!o.status.success() && stderr(&o).contains("--onnx <FILE>|--weights <FILE>"), "{}", stderr(&o));
+    let bad = tmp.path().join("bad.safetensors");
+    assert_clean_error(&ferlite(&["export", "--weights", bad.to_str().unwrap(), "--input-blur=-1"]), &["--input-blur"]);
+    assert!(!bad.exists());
+}

@@ -1,0 +1,272 @@
+//! Faces in photos: the detectors (face-api's SSD MobileNet v1, dlib's CNN face detector (MMOD)
+//! and the SeetaFace frontal cascade, merged by default; all compiled into the binary, see
+//! `assets/README.md`) and the crop that turns a detected face into a FER2013-like 48x48 input.
+
+pub mod mmod;
+pub mod seeta;
+pub mod ssd;
+
+use crate::nn::bf16::Precision;
+use crate::emotion::FACE_SIZE;
+use anyhow::Result;
+use image::{DynamicImage, GrayImage};
+use serde::Serialize;
+
+/// Where a face is, in the original photo's pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FaceBox {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Detector confidence (SSD: probability 0-1; SeetaFace: cascade score, higher is surer). `None` when the whole image was taken as the face.
+    pub score: Option<f64>,
+    /// Which detector found it (`None`: the whole image was taken as the face).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<Detector>,
+}
+
+impl FaceBox {
+    /// The box of a whole image taken as one face.
+    pub fn whole(width: u32, height: u32) -> Self {
+        FaceBox { x: 0, y: 0, width, height, score: None, detector: None }
+    }
+
+    /// Margin (fraction of the box side, each side) that turns this box into a FER2013-like
+    /// framing: each detector frames faces its own way. Chosen on val/ faces pasted into photos,
+    /// for the accuracy of the label through the box (`cargo run --release --example
+    /// detection_recall`; docs/experiments.md, session 9): tighter than the margins that match
+    /// the box side to the FER2013 crop's side on average (SSD -0.035, SeetaFace 0.05).
+    pub fn crop_margin(&self) -> f32 {
+        match self.detector {
+            // SeetaFace's box is 0.908 of the FER2013 crop's side, centred.
+            Some(Detector::Seeta) => 0.017,
+            // SSD's box is taller than wide, its longer side 1.079 of the FER2013 crop's side.
+            Some(Detector::Ssd) => -0.063,
+            // MMOD's box is 0.858 of the FER2013 crop's side, centred (0.083 would match it).
+            Some(Detector::Mmod) => 0.053,
+            Some(Detector::All | Detector::Both) | None => 0.0,
+        }
+    }
+
+    /// The 48x48 crops of this face at each of [`FRAMING_SCALES`], one after another.
+    pub fn framed_crops(&self, photo: &GrayImage) -> Vec<u8> {
+        let side = 1.0 + 2.0 * self.crop_margin();
+        FRAMING_SCALES.iter().flat_map(|scale| crop_face(photo, self, (side * scale - 1.0) / 2.0)).collect()
+    }
+
+    fn centre(&self) -> (u32, u32) {
+        (self.x + self.width / 2, self.y + self.height / 2)
+    }
+
+    fn contains(&self, (x, y): (u32, u32)) -> bool {
+        (self.x..self.x + self.width).contains(&x) && (self.y..self.y + self.height).contains(&y)
+    }
+
+    /// Whether two detectors' boxes frame the same face: one holds the other's centre, or they
+    /// share over half of the smaller box (SeetaFace sometimes adds a box around a face and the
+    /// body below it, whose centre falls just outside SSD's box of that face).
+    fn same_face(&self, other: &FaceBox) -> bool {
+        let overlap = |a0: u32, a1: u32, b0: u32, b1: u32| a1.min(b1).saturating_sub(a0.max(b0)) as u64;
+        let shared = overlap(self.x, self.x + self.width, other.x, other.x + other.width)
+            * overlap(self.y, self.y + self.height, other.y, other.y + other.height);
+        let smaller = (self.width as u64 * self.height as u64).min(other.width as u64 * other.height as u64);
+        self.contains(other.centre()) || other.contains(self.centre()) || 2 * shared > smaller
+    }
+}
+
+/// Which face detector finds the faces in photos.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Detector {
+    /// All three, merged: every SSD face, plus each MMOD face, then each SeetaFace face, that
+    /// frames no face already found (SSD finds small, turned and partly hidden faces, MMOD turned
+    /// and tightly cropped ones of 80 px and up, SeetaFace frontal ones). The most faces; MMOD
+    /// doubles the time of `both`.
+    #[default]
+    All,
+    /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~2x faster, fewer faces
+    /// (the default until session 20).
+    Both,
+    /// face-api's SSD MobileNet v1 (from `@vladmandic/face-api`), ~115 ms a photo on one core.
+    Ssd,
+    /// The SeetaFace frontal cascade, ~55 ms a photo on one core, frontal faces only.
+    Seeta,
+    /// dlib's CNN face detector (MMOD), faces of 80 px and up (after shrinking the photo to 1280 px).
+    Mmod,
+}
+
+impl Detector {
+    /// Faces in `photo`, largest first, in its pixels.
+    pub fn detect(self, photo: &DynamicImage) -> Result<Vec<FaceBox>> {
+        self.detect_with(photo, ssd::MIN_CONFIDENCE, Precision::F32)
+    }
+
+    /// [`Detector::detect`] keeping the SSD's faces that score above `min_ssd_score` (0-1) instead
+    /// of [`ssd::MIN_CONFIDENCE`] (SeetaFace's and MMOD's faces are unaffected: their scores are
+    /// on other scales; MMOD keeps dlib's threshold, 0), the SSD's products in `precision` (bfloat16 needs [`crate::nn::bf16::available`]).
+    pub fn detect_with(self, photo: &DynamicImage, min_ssd_score: f32, precision: Precision) -> Result<Vec<FaceBox>> {
+        precision.check()?;
+        let mut faces = self.detect_unordered(photo, min_ssd_score, precision)?;
+        faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
+        Ok(faces)
+    }
+
+    /// The faces this detector finds, in no particular order (`detect_with` orders them, once).
+    fn detect_unordered(self, photo: &DynamicImage, min_ssd_score: f32, precision: Precision) -> Result<Vec<FaceBox>> {
+        Ok(match self {
+            Detector::Ssd => ssd_detector(precision)?.detect(&photo.to_rgb8(), min_ssd_score),
+            Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
+            Detector::Mmod => mmod_detector()?.detect(&photo.to_rgb8(), 0.0),
+            Detector::All | Detector::Both => {
+                // SSD and MMOD read the same RGB copy.
+                let rgb = photo.to_rgb8();
+                let ssd = || ssd_detector(precision).map(|d| d.detect(&rgb, min_ssd_score));
+                let mmod = || if self == Detector::All { mmod_detector().map(|d| d.detect(&rgb, 0.0)) } else { Ok(Vec::new()) };
+                let (ssd, (mmod, seeta)) = rayon::join(ssd, || rayon::join(mmod, || Detector::Seeta.detect_unordered(photo, min_ssd_score, precision)));
+                let mut faces = ssd?;
+                for more in [mmod?, seeta?] {
+                    let extra: Vec<FaceBox> = more.into_iter().filter(|s| !faces.iter().any(|f| f.same_face(s))).collect();
+                    faces.extend(extra);
+                }
+                faces
+            }
+        })
+    }
+}
+
+/// The SSD detector for `precision`, built once per process from the embedded weights (it is
+/// read-only, so threads share it).
+fn ssd_detector(precision: Precision) -> Result<&'static ssd::SsdDetector> {
+    static SSD: [std::sync::OnceLock<Result<ssd::SsdDetector, String>>; 2] = [const { std::sync::OnceLock::new() }; 2];
+    SSD[precision as usize].get_or_init(|| ssd::SsdDetector::new(precision).map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The MMOD detector, built once per process from the embedded weights.
+fn mmod_detector() -> Result<&'static mmod::MmodDetector> {
+    static MMOD: std::sync::OnceLock<Result<mmod::MmodDetector, String>> = std::sync::OnceLock::new();
+    MMOD.get_or_init(|| mmod::MmodDetector::new().map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Crop sides, relative to [`FaceBox::crop_margin`]'s, at which a detected face is classified,
+/// the probabilities averaged: a detector's box side varies by sd 0.13 of the face around the
+/// FER2013 framing, and the label moves with it. On val/ faces found in photos, averaging these
+/// three recovers 1.0 point of accuracy and 2.7 of agreement with the 48x48 original over one
+/// crop; seven framings (adding shifts) only 0.15 more (docs/experiments.md, session 9).
+pub const FRAMING_SCALES: [f32; 3] = [0.9, 1.0, 1.1];
+
+/// The 48x48 gray face for `face`: a square centred on the detector's box, its longer side
+/// enlarged by `margin` of it on every side (see [`FaceBox::crop_margin`]), edges extended where
+/// the square leaves the photo.
+pub fn crop_face(photo: &GrayImage, face: &FaceBox, margin: f32) -> Vec<u8> {
+    let side = face.width.max(face.height) as f32 * (1.0 + 2.0 * margin);
+    let cx = face.x as f32 + face.width as f32 / 2.0;
+    let cy = face.y as f32 + face.height as f32 / 2.0;
+    let (x0, y0) = (cx - side / 2.0, cy - side / 2.0);
+    let step = side / FACE_SIZE as f32;
+    let (w, h) = (photo.width() as i64, photo.height() as i64);
+    // Area-averaging: each output pixel is the mean of the photo pixels it covers.
+    let samples = (step.ceil() as usize).clamp(1, 8);
+    let mut out = vec![0u8; FACE_SIZE * FACE_SIZE];
+    for oy in 0..FACE_SIZE {
+        for ox in 0..FACE_SIZE {
+            let mut acc = 0u32;
+            for sy in 0..samples {
+                for sx in 0..samples {
+                    let px = (x0 + (ox as f32 + (sx as f32 + 0.5) / samples as f32) * step) as i64;
+                    let py = (y0 + (oy as f32 + (sy as f32 + 0.5) / samples as f32) * step) as i64;
+                    acc += photo.get_pixel(px.clamp(0, w - 1) as u32, py.clamp(0, h - 1) as u32)[0] as u32;
+                }
+            }
+            out[oy * FACE_SIZE + ox] = (acc as f32 / (samples * samples) as f32).round() as u8;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use image::imageops::FilterType;
+
+    fn demo_photo() -> DynamicImage {
+        image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/astronaut.jpg")).unwrap()
+    }
+
+    #[test]
+    fn each_detector_finds_the_astronauts_face() {
+        for detector in [Detector::Ssd, Detector::Seeta, Detector::Mmod, Detector::Both, Detector::All] {
+            let faces = detector.detect(&demo_photo()).unwrap();
+            assert_eq!(faces.len(), 1, "{detector:?}: {faces:?}");
+            let f = faces[0];
+            // Her face spans about x 170-270, y 60-180 in the 512x512 photo.
+            let (cx, cy) = (f.x + f.width / 2, f.y + f.height / 2);
+            assert!((190..250).contains(&cx) && (90..150).contains(&cy) && (60..160).contains(&f.width), "{detector:?}: {f:?}");
+        }
+    }
+
+    /// face-api 1.7.15 itself (`@vladmandic/face-api`, tfjs CPU backend) on the demo photo gives
+    /// x 180.99, y 71.12, 83.73 x 104.54, score 0.97306: the re-implementation must agree.
+    #[test]
+    fn ssd_matches_face_api_on_the_demo_photo() {
+        let faces = Detector::Ssd.detect(&demo_photo()).unwrap();
+        let f = faces[0];
+        assert_eq!((f.x, f.y, f.width, f.height), (181, 71, 84, 105), "{f:?}");
+        assert!((f.score.unwrap() - 0.97306).abs() < 1e-3, "{f:?}");
+    }
+
+    #[test]
+    fn boxes_are_in_original_pixels_when_the_photo_is_downscaled() {
+        let photo = demo_photo();
+        let big = DynamicImage::ImageRgb8(image::imageops::resize(&photo.to_rgb8(), 2048, 2048, FilterType::Triangle));
+        for detector in [Detector::Ssd, Detector::Seeta, Detector::Mmod, Detector::Both, Detector::All] {
+            let (a, b) = (detector.detect(&photo).unwrap()[0], detector.detect(&big).unwrap()[0]);
+            let close = |p: u32, q: u32| (p as i64 * 4 - q as i64).abs() < 40;
+            assert!(close(a.x, b.x) && close(a.y, b.y) && close(a.width, b.width), "{detector:?}: {a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_box_around_a_face_and_its_body_is_the_same_face_but_a_neighbour_is_not() {
+        let face = |x, y, width, height| FaceBox { x, y, width, height, score: None, detector: None };
+        // face-api's sample1.jpg: SSD's box of the left face, and SeetaFace's box over its lower
+        // half and the body (centre just outside SSD's box; 70% of SSD's box inside it).
+        let ssd = face(411, 354, 181, 238);
+        assert!(ssd.same_face(&face(408, 425, 372, 372)));
+        assert!(ssd.same_face(&face(392, 378, 221, 221)), "SeetaFace's own box of that face");
+        // The face next to it (same photo), and a neighbour overlapping by a third.
+        assert!(!ssd.same_face(&face(803, 417, 239, 239)));
+        assert!(!ssd.same_face(&face(531, 354, 181, 238)));
+    }
+
+    #[test]
+    fn crop_of_a_whole_48px_box_is_the_image_itself() {
+        let face: Vec<u8> = (0..FACE_SIZE * FACE_SIZE).map(|i| (i % 251) as u8).collect();
+        let photo = GrayImage::from_raw(48, 48, face.clone()).unwrap();
+        let crop = crop_face(&photo, &FaceBox::whole(48, 48), 0.0);
+        assert_eq!(crop, face);
+    }
+
+    #[test]
+    fn framed_crops_widen_around_the_detectors_own_crop() {
+        let photo = demo_photo().to_luma8();
+        let face = Detector::Ssd.detect(&DynamicImage::ImageLuma8(photo.clone())).unwrap()[0];
+        let crops = face.framed_crops(&photo);
+        assert_eq!(crops.len(), FRAMING_SCALES.len() * FACE_SIZE * FACE_SIZE);
+        // In FRAMING_SCALES order: 10% tighter, the detector's calibrated crop, 10% wider.
+        let views: Vec<&[u8]> = crops.chunks(FACE_SIZE * FACE_SIZE).collect();
+        assert_eq!(views[1], crop_face(&photo, &face, face.crop_margin()).as_slice());
+        let wider = crop_face(&photo, &face, (1.1 * (1.0 + 2.0 * face.crop_margin()) - 1.0) / 2.0);
+        assert_eq!(views[2], wider.as_slice());
+        assert_ne!(views[0], views[2]);
+    }
+
+    #[test]
+    fn no_faces_in_a_blank_image() {
+        for detector in [Detector::Ssd, Detector::Seeta, Detector::Mmod, Detector::Both, Detector::All] {
+            assert!(detector.detect(&DynamicImage::ImageLuma8(GrayImage::new(300, 200))).unwrap().is_empty(), "{detector:?}");
+        }
+    }
+}

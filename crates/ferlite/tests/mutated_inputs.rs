@@ -1,0 +1,111 @@
+//! Damaged inputs never panic and never abort: valid images, model files and CSVs with bytes
+//! flipped, inserted, deleted or cut off are each either read or refused with an error. The
+//! mutations are seeded, so a failure names the seed and the case that reproduces it;
+//! `FERLITE_MUTATIONS=N` runs N per input instead of the default (a longer search than CI's).
+
+use ferlite_testkit as common;
+
+use ferlite::data::{load, BadInput};
+use ferlite::image_io::decode_bytes;
+use ferlite::model::Network;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+fn mutations_per_input() -> usize {
+    std::env::var("FERLITE_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+}
+
+/// `valid` damaged in one to four places: a byte changed, a run of bytes deleted or inserted, or
+/// the end cut off.
+fn mutate(valid: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut bytes = valid.to_vec();
+    for _ in 0..rng.random_range(1..=4) {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = rng.random_range(0..bytes.len());
+        match rng.random_range(0..4) {
+            0 => bytes[at] = rng.random(),
+            1 => {
+                let end = (at + rng.random_range(1..64)).min(bytes.len());
+                bytes.drain(at..end);
+            }
+            2 => {
+                let run: Vec<u8> = (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
+                bytes.splice(at..at, run);
+            }
+            _ => bytes.truncate(at),
+        }
+    }
+    bytes
+}
+
+/// Runs `read` on `mutations_per_input()` damaged copies of `valid`; fails on the first panic,
+/// naming the case. Returns how many copies were refused (errors), to show the test bites.
+fn survives_damage(what: &str, valid: &[u8], seed: u64, read: impl Fn(&[u8]) -> bool) -> usize {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut refused = 0;
+    for case in 0..mutations_per_input() {
+        let damaged = mutate(valid, &mut rng);
+        match catch_unwind(AssertUnwindSafe(|| read(&damaged))) {
+            Ok(accepted) => refused += usize::from(!accepted),
+            Err(_) => panic!("{what}: damaged copy {case} (seed {seed}, {} bytes) panicked", damaged.len()),
+        }
+    }
+    eprintln!("{what} (seed {seed}): {refused} of {} damaged copies refused, the others read", mutations_per_input());
+    refused
+}
+
+fn encoded(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format).unwrap();
+    bytes.into_inner()
+}
+
+#[test]
+fn damaged_images_of_every_format_decode_or_are_refused() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let face = image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(48, 48, common::synthetic_face(3, &mut rng)).unwrap());
+    let formats = [image::ImageFormat::Png, image::ImageFormat::Jpeg, image::ImageFormat::Gif, image::ImageFormat::Bmp, image::ImageFormat::Tiff, image::ImageFormat::WebP];
+    for (seed, format) in formats.into_iter().enumerate() {
+        let valid = encoded(&face.to_rgb8().into(), format);
+        assert!(decode_bytes(&valid, 1 << 20).is_ok(), "{format:?}: the undamaged image must decode");
+        let refused = survives_damage(&format!("{format:?}"), &valid, seed as u64, |bytes| match decode_bytes(bytes, 1 << 20) {
+            // What decodes goes on through the crop to a face, as `predict` does.
+            Ok(img) => ferlite::image_io::face_pixels(&img).len() == 48 * 48,
+            Err(_) => false,
+        });
+        assert!(refused > 0, "{format:?}: no damaged copy was refused");
+    }
+}
+
+#[test]
+fn damaged_model_files_load_or_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("m.safetensors");
+    common::untrained_model(&path);
+    let file = std::fs::read(&path).unwrap();
+    // Damage anywhere, and damage aimed at the header (tensor names, shapes, offsets and the
+    // network config) with the tensor data left whole.
+    let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    for (seed, damaged_part) in [(10, file.len()), (11, header_end)] {
+        let (part, rest) = file.split_at(damaged_part);
+        let refused = survives_damage("model file", part, seed, |bytes| Network::from_bytes(&[bytes, rest].concat()).is_ok());
+        assert!(refused > 0, "no damaged model file was refused");
+    }
+}
+
+#[test]
+fn damaged_csv_files_load_or_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("fer2013.csv");
+    common::write_csv(&path, 1, 1);
+    let valid = std::fs::read(&path).unwrap();
+    let damaged_path = tmp.path().join("damaged.csv");
+    let refused = survives_damage("CSV", &valid, 20, |bytes| {
+        std::fs::write(&damaged_path, bytes).unwrap();
+        load(&damaged_path, None, BadInput::Abort).is_ok()
+    });
+    assert!(refused > 0, "no damaged CSV was refused");
+}
