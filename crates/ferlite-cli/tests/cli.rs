@@ -29,16 +29,6 @@ fn assert_clean_error(o: &Output, needles: &[&str]) {
     }
 }
 
-#[test]
-fn input_blur_must_be_a_sigma_of_zero_or_more_in_every_command() {
-    for command in [&["evaluate", "faces.csv"][..], &["train", "--data", "faces.csv"], &["export", "--weights", "out.safetensors"]] {
-        for sigma in ["-1", "NaN", "inf", "1e30", "three"] {
-            let arg = format!("--input-blur={sigma}");
-            assert_clean_error(&ferlite(&[command, &[arg.as_str()][..]].concat()), &["--input-blur"]);
-        }
-    }
-}
-
 /// Limits that cannot work (a server that never takes a request, a timeout that overflows, more
 /// threads than the machine can start) are refused by the flag, before anything starts.
 #[test]
@@ -185,11 +175,6 @@ fn train_then_evaluate_writes_report_and_plots() {
     let total: u64 = counts.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(total, 14);
     assert!(report["auc"]["micro"].as_f64().is_some());
-    // How blurred the faces already were, so a reader can tell sharp test faces from soft ones.
-    let blur = &report["present_blur_sigma"];
-    let [p10, median, p90] = ["p10", "median", "p90"].map(|k| blur[k].as_f64().unwrap_or_else(|| panic!("present_blur_sigma.{k}: {blur}")));
-    assert!(0.0 <= p10 && p10 <= median && median <= p90 && p90 <= 6.0, "{blur}");
-    assert!(stdout(&o).contains("the faces' own blur: median σ"), "{}", stdout(&o));
     // Calibration: every face in one confidence bin, the error between 0 and 1, printed too.
     let calibration = &report["calibration"];
     let faces: u64 = calibration["bins"].as_array().unwrap().iter().map(|b| b["faces"].as_u64().unwrap()).sum();
@@ -330,7 +315,7 @@ fn a_model_whose_header_asks_for_an_impossible_network_is_a_clean_error() {
     let paper = NetworkConfig::paper();
     for (config, named) in [
         (NetworkConfig { stem_channels: 1_000_000_000_000, ..paper.clone() }, "stem_channels"),
-        (NetworkConfig { input_blur_sigma: 1e30, ..paper.clone() }, "input_blur_sigma"),
+        (NetworkConfig { hidden_units: 1 << 40, ..paper.clone() }, "hidden_units"),
     ] {
         let mut file = Network::new(paper.clone(), 1).to_tensor_file();
         file.metadata.insert(ferlite::weights::NETWORK_KEY.into(), serde_json::to_string(&config).unwrap());
@@ -525,33 +510,23 @@ fn a_20000_by_20000_image_is_refused_before_decoding() {
     assert_clean_error(&o, &["huge.png", "20000x20000", "limit"]);
 }
 
-/// `export --weights` copies a model, optionally with another input blur; the accuracy `train`
-/// recorded survives only when the blur it was measured with does.
+/// `export --weights` copies a model's network and the accuracy `train` recorded, nothing else.
 #[test]
-fn export_weights_sets_the_input_blur_and_keeps_the_parameters() {
+fn export_weights_keeps_the_parameters_and_the_recorded_accuracy() {
     use ferlite::predict::Predictor;
     let tmp = tempfile::tempdir().unwrap();
     let trained = train_tiny(tmp.path());
     let original = Predictor::load(Some(&trained)).unwrap();
-    let (same, blurred) = (tmp.path().join("same.safetensors"), tmp.path().join("blurred.safetensors"));
-    let sigma = original.network.config.input_blur_sigma + 0.5;
-    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", same.to_str().unwrap()]);
+    let copy = tmp.path().join("copy.safetensors");
+    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", copy.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = ferlite(&["export", "--model", trained.to_str().unwrap(), "--weights", blurred.to_str().unwrap(), "--input-blur", &sigma.to_string()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-
-    let (same, blurred) = (Predictor::load(Some(&same)).unwrap(), Predictor::load(Some(&blurred)).unwrap());
-    assert_eq!(same.network.config, original.network.config);
-    assert_eq!(blurred.network.config.input_blur_sigma, sigma);
-    assert_eq!(blurred.network.params, original.network.params);
-    assert_eq!(blurred.network.buffers, original.network.buffers);
+    let copy = Predictor::load(Some(&copy)).unwrap();
+    assert_eq!(copy.network.config, original.network.config);
+    assert_eq!(copy.network.params, original.network.params);
+    assert_eq!(copy.network.buffers, original.network.buffers);
     assert!(original.val_accuracy.is_some(), "train records the val accuracy in best.safetensors");
-    assert_eq!(same.val_accuracy, original.val_accuracy);
-    assert_eq!(blurred.val_accuracy, None);
+    assert_eq!(copy.val_accuracy, original.val_accuracy);
 
-    let o = ferlite(&["export", "--input-blur", "3"]);
+    let o = ferlite(&["export", "--model", trained.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("--onnx <FILE>|--weights <FILE>"), "{}", stderr(&o));
-    let bad = tmp.path().join("bad.safetensors");
-    assert_clean_error(&ferlite(&["export", "--weights", bad.to_str().unwrap(), "--input-blur=-1"]), &["--input-blur"]);
-    assert!(!bad.exists());
 }

@@ -1,6 +1,6 @@
 //! The routes. `POST /v1/predict` takes an image as the raw body (any image Content-Type or
 //! `application/octet-stream`) or as the first file of a `multipart/form-data` form, with query
-//! options `faces=auto|detect|whole` and `tta=none|flip|ten-crop|blurs`.
+//! options `faces=auto|detect|whole` and `tta=none|flip|ten-crop`.
 
 use super::error::ApiError;
 use super::metrics::{RequestLabels, RouteLabels};
@@ -74,7 +74,6 @@ async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
         "parameters": p.network.num_params(),
         "classes": EMOTIONS,
         "input": { "width": FACE_SIZE, "height": FACE_SIZE, "channels": 1 },
-        "input_blur_sigma": p.network.config.input_blur_sigma,
         "precision": p.precision(),
         "val_accuracy": p.val_accuracy,
         "architecture": p.network.config,

@@ -2,8 +2,7 @@
 //! and 256 on the fast path, in bfloat16 where the CPU has it, and the framework forward, one
 //! training step at batch 64), with
 //! criterion's confidence intervals, and the two halves of the Winograd kernel at each stage's
-//! shape (input transform; products and output transform), and the input blur each face gets before
-//! the network. `cargo bench --bench inference`; pin threads with
+//! shape (input transform; products and output transform). `cargo bench --bench inference`; pin threads with
 //! RAYON_NUM_THREADS=1 for the single-thread rows.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -90,17 +89,5 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-/// The per-face preprocessing `Predictor` runs before the network: the fixed Gaussian and the
-/// top-up (`blur_to`: an estimate of the blur already there, then the rest).
-fn input_blur(c: &mut Criterion) {
-    use ferlite::data::blur::{blur_to, gaussian_blur};
-    let mut rng = rng_for(&[48]);
-    let face: Vec<u8> = (0..2304).map(|_| rng.random_range(0..=255u8)).collect();
-    let mut group = c.benchmark_group("input_blur");
-    group.bench_function("gaussian_blur_3.2", |b| b.iter(|| gaussian_blur(black_box(&face), 3.2)));
-    group.bench_function("blur_to_3.2", |b| b.iter(|| blur_to(black_box(&face), 3.2)));
-    group.finish();
-}
-
-criterion_group!(benches, inference, winograd, training_step, input_blur);
+criterion_group!(benches, inference, winograd, training_step);
 criterion_main!(benches);

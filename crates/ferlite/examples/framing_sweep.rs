@@ -1,7 +1,7 @@
 //! Which crop around a detector's box gives labels closest to the truth and to the 48x48
 //! originals': val/ faces pasted into grid photos (as in `detection_recall`), each found face
 //! classified through several crop strategies with the embedded model. This chose
-//! `FaceBox::crop_margin` and `faces::FRAMING_SCALES` (docs/experiments.md, session 9).
+//! `FaceBox::crop_margin` and `faces::FRAMING_SCALES` (docs/experiments.md, 2026-11-26).
 //!
 //! cargo run --release --example framing_sweep -- ../shared/data/fer2013 [all|both|ssd|seeta|mmod] [flip|none]
 //!

@@ -2,9 +2,8 @@
 //! fast path's folded layers, so ONNX Runtime, PyTorch (`onnx2torch`) or any other runtime can run
 //! it and be compared with ferlite on the same weights.
 //!
-//! Input `face` `[batch, 1, 48, 48]`: the face after ferlite's preprocessing (Gaussian blur up to
-//! `input_blur_sigma`, `data::blur::blur_to`, then each face standardised to mean 0, std 1: see
-//! `emotion::normalize_pixels`).
+//! Input `face` `[batch, 1, 48, 48]`: the face after ferlite's preprocessing (each face
+//! standardised to mean 0, std 1: see `emotion::normalize_pixels`).
 //! Output `logits` `[batch, 7]` in `emotion::EMOTIONS` order.
 //!
 //! ONNX is protobuf; the handful of messages needed are encoded here by hand (field numbers from
@@ -180,11 +179,8 @@ pub fn to_onnx(network: &Network) -> Vec<u8> {
     for t in &g.initializers {
         pb::bytes(&mut graph, 5, t);
     }
-    let doc = format!(
-        "ferlite emotion classifier. Input: 48x48 gray faces, Gaussian-blurred up to sigma {} px (edges mirrored; faces already blurred get only the rest), then each face standardised to mean 0 and std 1. Output: logits for angry, disgust, fear, happy, sad, surprise, neutral.",
-        network.config.input_blur_sigma
-    );
-    pb::string(&mut graph, 10, &doc);
+    let doc = "ferlite emotion classifier. Input: 48x48 gray faces, each standardised to mean 0 and std 1. Output: logits for angry, disgust, fear, happy, sad, surprise, neutral.";
+    pb::string(&mut graph, 10, doc);
     pb::bytes(&mut graph, 11, &value_info("face", &[None, Some(1), Some(FACE_SIZE), Some(FACE_SIZE)]));
     pb::bytes(&mut graph, 12, &value_info("logits", &[None, Some(fast.classes())]));
 

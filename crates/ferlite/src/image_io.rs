@@ -60,10 +60,7 @@ fn decode<R: BufRead + Seek>(reader: ImageReader<R>, max_pixels: u64) -> Result<
     if reader.format().is_none() {
         return Err(DecodeError::Unsupported);
     }
-    // The decoder's own allocation cap backs up the pixel check (RGBA f32 would be 16 bytes a pixel).
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(16));
-    reader.limits(limits);
+    reader.limits(allocation_limits(max_pixels));
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > max_pixels {
@@ -85,26 +82,45 @@ fn corrupt(e: image::ImageError) -> DecodeError {
     }
 }
 
-/// Whether `path` holds a GIF with more than one frame (read as a video by `predict`).
+/// Whether `path` holds a GIF with more than one frame (read as a video by `predict`). A GIF too
+/// large to decode is not animated here: [`open_image`] then refuses it with the reason.
 pub fn is_animated_gif(path: &Path) -> bool {
     let Ok(reader) = ImageReader::open(path).and_then(|r| r.with_guessed_format()) else { return false };
     if reader.format() != Some(ImageFormat::Gif) {
         return false;
     }
-    let Ok(file) = std::fs::File::open(path) else { return false };
-    image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).is_ok_and(|d| d.into_frames().take(2).count() > 1)
+    gif_decoder(path).is_ok_and(|d| d.into_frames().take(2).count() > 1)
+}
+
+/// A GIF decoder for `path` whose canvas fits [`MAX_IMAGE_PIXELS`], checked from the header before
+/// any frame is read (the frame iterator allocates the whole canvas: a 441-byte GIF claiming
+/// 65535x65535 would take 17 GB), with the decoder's allocation cap as for every other image.
+fn gif_decoder(path: &Path) -> Result<image::codecs::gif::GifDecoder<std::io::BufReader<std::fs::File>>, DecodeError> {
+    let file = std::fs::File::open(path)?;
+    let mut decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > MAX_IMAGE_PIXELS {
+        return Err(DecodeError::TooLarge { width, height, max_pixels: MAX_IMAGE_PIXELS });
+    }
+    decoder.set_limits(allocation_limits(MAX_IMAGE_PIXELS)).map_err(corrupt)?;
+    Ok(decoder)
+}
+
+/// The decoder's own allocation cap, backing up the pixel check (RGBA f32 would be 16 bytes a pixel).
+fn allocation_limits(max_pixels: u64) -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(16));
+    limits
 }
 
 /// Calls `each` with every frame of an animated GIF, in order, composited as a viewer shows it.
 /// Frames are decoded one at a time, so memory stays at one frame however long the GIF is.
 pub fn for_each_gif_frame(path: &Path, mut each: impl FnMut(usize, DynamicImage) -> anyhow::Result<()>) -> Result<(), DataError> {
     let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
-    let (width, height) = decoder.dimensions();
-    if width as u64 * height as u64 > MAX_IMAGE_PIXELS {
-        return Err(bad(DecodeError::TooLarge { width, height, max_pixels: MAX_IMAGE_PIXELS }.to_string()));
-    }
+    let decoder = gif_decoder(path).map_err(|e| match e {
+        DecodeError::Io(error) => DataError::io(path, error),
+        other => bad(other.to_string()),
+    })?;
     for (index, frame) in decoder.into_frames().take(MAX_GIF_FRAMES).enumerate() {
         let frame = frame.map_err(|e| bad(format!("frame {index}: {e}")))?;
         each(index, DynamicImage::ImageRgba8(frame.into_buffer())).map_err(|e| bad(format!("frame {index}: {e:#}")))?;
@@ -136,6 +152,31 @@ mod tests {
         let mut bytes = Vec::new();
         image::GrayImage::new(width, height).write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
         bytes
+    }
+
+    /// The smallest GIF (one pixel, two colours), its canvas and frame claiming `side` x `side`.
+    fn gif_claiming(side: u16) -> Vec<u8> {
+        let [lo, hi] = side.to_le_bytes();
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend([lo, hi, lo, hi, 0x80, 0, 0, 0xff, 0xff, 0xff, 0, 0, 0]); // canvas, 2-colour table
+        gif.extend([0x2c, 0, 0, 0, 0, lo, hi, lo, hi, 0]); // the frame
+        gif.extend([2, 2, 0x44, 0x01, 0, 0x3b]); // its LZW data, trailer
+        gif
+    }
+
+    #[test]
+    fn a_tiny_gif_claiming_a_huge_canvas_is_refused_before_any_frame_is_allocated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("huge.gif");
+        std::fs::write(&path, gif_claiming(65535)).unwrap();
+        assert!(!is_animated_gif(&path));
+        let err = open_image(&path).unwrap_err().to_string();
+        assert!(err.contains("huge.gif") && err.contains("65535x65535") && err.contains("limit"), "{err}");
+        let err = for_each_gif_frame(&path, |_, _| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("65535x65535"), "{err}");
+        // The same file at its own size decodes.
+        std::fs::write(&path, gif_claiming(1)).unwrap();
+        assert!(open_image(&path).is_ok() && !is_animated_gif(&path));
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //! residual(cin->c): [conv3x3 BN ReLU] x2, conv3x3 BN, + shortcut (identity or conv1x1 BN), ReLU
 //! ```
 
-use crate::data::blur::check_sigma;
 use crate::emotion::{FACE_SIZE, NUM_CLASSES};
 use crate::infer::{Dense, FastNetwork, FoldedConv, FoldedStage};
 use crate::nn::conv::{Conv2d, ConvAlgorithm};
@@ -35,11 +34,6 @@ pub struct NetworkConfig {
     pub stage_dropout: f32,
     /// Dropout before the last linear layer.
     pub head_dropout: f32,
-    /// The sharpness of the training images as a Gaussian blur (σ in pixels): at inference each
-    /// face is blurred up to it before the network (`data::blur::blur_to`: a sharp face by σ, a
-    /// face already that blurred not at all); 0 for none. Training batches are used as they are.
-    #[serde(default)]
-    pub input_blur_sigma: f32,
 }
 
 /// Widest layer (channels or hidden units) a config may ask for: 8x the paper's widest, and
@@ -52,7 +46,7 @@ pub const MAX_STAGES: usize = 5;
 impl NetworkConfig {
     /// The paper's preset: 552,455 trainable parameters.
     pub fn paper() -> Self {
-        NetworkConfig { stem_channels: 32, stage_channels: vec![32, 64, 128], hidden_units: 380, classes: NUM_CLASSES, stage_dropout: 0.1, head_dropout: 0.5, input_blur_sigma: 0.0 }
+        NetworkConfig { stem_channels: 32, stage_channels: vec![32, 64, 128], hidden_units: 380, classes: NUM_CLASSES, stage_dropout: 0.1, head_dropout: 0.5 }
     }
 
     /// Why this config cannot be a network, if it cannot. Configs come from files (a weights
@@ -75,7 +69,6 @@ impl NetworkConfig {
                 return Err(format!("{name} {p} is outside 0 to 1 (1 excluded)"));
             }
         }
-        check_sigma(self.input_blur_sigma).map_err(|problem| format!("input_blur_sigma: {problem}"))?;
         Ok(())
     }
 }
@@ -422,7 +415,7 @@ mod tests {
     fn config_check_refuses_what_cannot_be_a_network() {
         let paper = NetworkConfig::paper();
         assert_eq!(paper.check(), Ok(()));
-        assert_eq!(NetworkConfig { stage_channels: vec![MAX_WIDTH; MAX_STAGES], hidden_units: MAX_WIDTH, input_blur_sigma: crate::data::blur::MAX_BLUR_SIGMA, ..paper.clone() }.check(), Ok(()));
+        assert_eq!(NetworkConfig { stage_channels: vec![MAX_WIDTH; MAX_STAGES], hidden_units: MAX_WIDTH, ..paper.clone() }.check(), Ok(()));
         let refused = [
             (NetworkConfig { stem_channels: 1 << 40, ..paper.clone() }, "stem_channels"),
             (NetworkConfig { stem_channels: 0, ..paper.clone() }, "stem_channels"),
@@ -433,9 +426,6 @@ mod tests {
             (NetworkConfig { classes: 3, ..paper.clone() }, "3 classes"),
             (NetworkConfig { stage_dropout: 1.0, ..paper.clone() }, "stage_dropout"),
             (NetworkConfig { head_dropout: f32::NAN, ..paper.clone() }, "head_dropout"),
-            (NetworkConfig { input_blur_sigma: 1e30, ..paper.clone() }, "input_blur_sigma"),
-            (NetworkConfig { input_blur_sigma: -0.5, ..paper.clone() }, "input_blur_sigma"),
-            (NetworkConfig { input_blur_sigma: f32::NAN, ..paper.clone() }, "input_blur_sigma"),
         ];
         for (config, named) in refused {
             let problem = config.check().expect_err(named);
@@ -447,7 +437,7 @@ mod tests {
     /// network (dropout off so the loss is a deterministic function of the parameters).
     #[test]
     fn backward_matches_finite_differences() {
-        let config = NetworkConfig { stem_channels: 4, stage_channels: vec![4, 6, 8], hidden_units: 5, classes: 7, stage_dropout: 0.0, head_dropout: 0.0, input_blur_sigma: 0.0 };
+        let config = NetworkConfig { stem_channels: 4, stage_channels: vec![4, 6, 8], hidden_units: 5, classes: 7, stage_dropout: 0.0, head_dropout: 0.0 };
         let mut net = Network::new(config, 7);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let x = Tensor::from_vec([3, 1, 48, 48], (0..3 * 2304).map(|_| rng.random_range(-1.0..1.0)).collect());

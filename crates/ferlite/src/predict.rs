@@ -2,7 +2,6 @@
 //! optionally averages test-time-augmented views. Face detection (full photos) feeds it crops.
 
 use crate::data::augment::fixed_view;
-use crate::data::blur::{estimate_sigma, top_up};
 use crate::eval::metrics::argmax_rows;
 use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
 use crate::infer::FastNetwork;
@@ -12,7 +11,6 @@ use crate::nn::bf16::Precision;
 use crate::nn::Tensor;
 use crate::weights::{TensorFile, VAL_ACCURACY_KEY};
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -31,48 +29,34 @@ pub enum Tta {
     /// on val/ over one view for twice the network time.
     #[default]
     Flip,
-    /// Ten views: centre and four corner shifts by 2 px, each also mirrored: on the embedded model
-    /// 0.1 points below flip on val/ (it led by 0.7 on earlier weights and input blurs), for five
-    /// times its network time (models/fer2013/README.md).
+    /// Ten views: centre and four corner shifts by 2 px, each also mirrored, for five times the
+    /// network time of flip (models/fer2013/README.md has what it gives on val/).
     TenCrop,
-    /// Ten views: the face and its mirror image, each blurred up to five σ around the model's
-    /// (0.8x to 1.2x): on the embedded model +0.4 points on val/ over flip, the most accurate, for
-    /// five times its network time.
-    Blurs,
 }
 
-/// One test-time view of a face: blurred up to `blur_scale` times the model's σ, then mirrored
-/// and shifted by (`dx`, `dy`) pixels.
+/// One test-time view of a face: mirrored or not, shifted by (`dx`, `dy`) pixels.
 #[derive(Clone, Copy, PartialEq)]
 struct View {
-    blur_scale: f32,
     mirror: bool,
     dx: f32,
     dy: f32,
 }
 
-const fn view(blur_scale: f32, mirror: bool, dx: f32, dy: f32) -> View {
-    View { blur_scale, mirror, dx, dy }
+const fn view(mirror: bool, dx: f32, dy: f32) -> View {
+    View { mirror, dx, dy }
 }
 
 impl Tta {
-    /// Each view, those of one blur next to each other (a face is blurred once per blur).
     fn views(self) -> &'static [View] {
         const SHIFTS: [View; 10] = [
-            view(1.0, false, 0.0, 0.0), view(1.0, true, 0.0, 0.0),
-            view(1.0, false, -2.0, -2.0), view(1.0, true, -2.0, -2.0), view(1.0, false, 2.0, -2.0), view(1.0, true, 2.0, -2.0),
-            view(1.0, false, -2.0, 2.0), view(1.0, true, -2.0, 2.0), view(1.0, false, 2.0, 2.0), view(1.0, true, 2.0, 2.0),
-        ];
-        const BLURS: [View; 10] = [
-            view(0.8, false, 0.0, 0.0), view(0.8, true, 0.0, 0.0), view(0.9, false, 0.0, 0.0), view(0.9, true, 0.0, 0.0),
-            view(1.0, false, 0.0, 0.0), view(1.0, true, 0.0, 0.0), view(1.1, false, 0.0, 0.0), view(1.1, true, 0.0, 0.0),
-            view(1.2, false, 0.0, 0.0), view(1.2, true, 0.0, 0.0),
+            view(false, 0.0, 0.0), view(true, 0.0, 0.0),
+            view(false, -2.0, -2.0), view(true, -2.0, -2.0), view(false, 2.0, -2.0), view(true, 2.0, -2.0),
+            view(false, -2.0, 2.0), view(true, -2.0, 2.0), view(false, 2.0, 2.0), view(true, 2.0, 2.0),
         ];
         match self {
             Tta::None => &SHIFTS[..1],
             Tta::Flip => &SHIFTS[..2],
             Tta::TenCrop => &SHIFTS,
-            Tta::Blurs => &BLURS,
         }
     }
 }
@@ -156,34 +140,21 @@ impl Predictor {
         assert_eq!(faces.len() % FACE_PIXELS, 0, "faces must be whole 48x48 images");
         let n = faces.len() / FACE_PIXELS;
         let views = tta.views();
-        let sigma = self.network.config.input_blur_sigma;
         let mut sums = vec![0.0f32; n * NUM_CLASSES];
         for (chunk_index, chunk) in faces.chunks(self.batch_size * FACE_PIXELS).enumerate() {
             let m = chunk.len() / FACE_PIXELS;
-            // The blur each face already has, estimated once for all the blurs of its views.
-            let present: Vec<f32> = if sigma > 0.0 { chunk.par_chunks(FACE_PIXELS).map(estimate_sigma).collect() } else { Vec::new() };
-            for same_blur in views.chunk_by(|a, b| a.blur_scale == b.blur_scale) {
-                // Blur once per face and blur (not per view), in parallel: it costs as much as a
-                // small conv layer.
-                let target = sigma * same_blur[0].blur_scale;
-                let blurred: Vec<u8> = if target > 0.0 {
-                    chunk.par_chunks(FACE_PIXELS).zip(&present).flat_map_iter(|(f, &p)| top_up(f, p, target)).collect()
-                } else {
-                    chunk.to_vec()
-                };
-                for &View { mirror, dx, dy, .. } in same_blur {
-                    let mut input = Tensor::zeros([m, 1, FACE_SIZE, FACE_SIZE]);
-                    for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(blurred.chunks(FACE_PIXELS)) {
-                        if (mirror, dx, dy) == (false, 0.0, 0.0) {
-                            normalize_pixels(face, out);
-                        } else {
-                            fixed_view(face, mirror, dx, dy, out);
-                        }
+            for &View { mirror, dx, dy } in views {
+                let mut input = Tensor::zeros([m, 1, FACE_SIZE, FACE_SIZE]);
+                for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(chunk.chunks(FACE_PIXELS)) {
+                    if (mirror, dx, dy) == (false, 0.0, 0.0) {
+                        normalize_pixels(face, out);
+                    } else {
+                        fixed_view(face, mirror, dx, dy, out);
                     }
-                    let probs = softmax_rows(&self.fast().forward(&input).data, NUM_CLASSES);
-                    let start = chunk_index * self.batch_size * NUM_CLASSES;
-                    sums[start..start + probs.len()].iter_mut().zip(&probs).for_each(|(s, p)| *s += p);
                 }
+                let probs = softmax_rows(&self.fast().forward(&input).data, NUM_CLASSES);
+                let start = chunk_index * self.batch_size * NUM_CLASSES;
+                sums[start..start + probs.len()].iter_mut().zip(&probs).for_each(|(s, p)| *s += p);
             }
         }
         let k = views.len() as f32;
@@ -216,26 +187,20 @@ impl Predictor {
 mod tests {
     use super::*;
 
-    /// `--tta blurs` is the mean of flip's probabilities at 0.8x to 1.2x the model's σ (faces in
+    /// `--tta flip` is the mean of the face's and its mirror image's probabilities (faces in
     /// batches of 2, so a batch boundary falls inside the faces).
     #[test]
-    fn blurs_averages_flip_over_five_input_blurs() {
+    fn flip_averages_the_face_and_its_mirror_image() {
         let mut predictor = Predictor::load(None).unwrap();
         predictor.batch_size = 2;
         let faces: Vec<u8> = (0..3 * FACE_PIXELS).map(|i| ((i * 7919 + i / FACE_SIZE * 31) % 251) as u8).collect();
-        let sigma = predictor.network.config.input_blur_sigma;
-        assert!(sigma > 0.0);
-        let mut expected = vec![0.0f32; 3 * NUM_CLASSES];
-        for scale in [0.8, 0.9, 1.0, 1.1, 1.2] {
-            let mut network = predictor.network.clone();
-            network.config.input_blur_sigma = sigma * scale;
-            let flip = Predictor::new(network).probabilities(&faces, Tta::Flip);
-            expected.iter_mut().zip(&flip).for_each(|(e, p)| *e += p / 5.0);
-        }
-        let blurs = predictor.probabilities(&faces, Tta::Blurs);
+        let mirrored: Vec<u8> = faces.chunks(FACE_SIZE).flat_map(|row| row.iter().rev().copied()).collect();
+        let (plain, mirror) = (predictor.probabilities(&faces, Tta::None), predictor.probabilities(&mirrored, Tta::None));
+        let expected: Vec<f32> = plain.iter().zip(&mirror).map(|(a, b)| (a + b) / 2.0).collect();
         let flip = predictor.probabilities(&faces, Tta::Flip);
         let largest_gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        assert!(largest_gap(&blurs, &expected) < 1e-5, "{blurs:?} vs {expected:?}");
-        assert!(largest_gap(&blurs, &flip) > 1e-3, "the blurs must change something");
+        assert!(largest_gap(&flip, &expected) < 1e-5, "{flip:?} vs {expected:?}");
+        assert!(largest_gap(&flip, &plain) > 1e-4, "the mirror image must change something");
+        assert_eq!(predictor.probabilities(&faces, Tta::TenCrop).len(), 3 * NUM_CLASSES);
     }
 }

@@ -106,6 +106,7 @@ impl Network {
 
     pub fn from_tensor_file(file: &TensorFile) -> Result<Self> {
         let config_json = file.metadata.get(NETWORK_KEY).context("no network config in the file's metadata (not a ferlite weights file?)")?;
+        refuse_blurred_copy_models(config_json)?;
         let config: NetworkConfig = serde_json::from_str(config_json).context("unreadable network config")?;
         config.check().map_err(|problem| anyhow::anyhow!("network config: {problem}"))?;
         let mut net = Network::uninitialized(config);
@@ -137,7 +138,7 @@ impl Network {
         Self::from_tensor_file(&TensorFile::from_bytes(bytes)?)
     }
 
-    /// The weights in `path` under `config`'s regularisation and input blur, for a run that starts
+    /// The weights in `path` under `config`'s regularisation, for a run that starts
     /// from an earlier model (`train --init`). The architectures must be the same.
     pub fn warm_start(path: &Path, config: NetworkConfig) -> Result<Self> {
         let mut net = Self::load(path)?;
@@ -154,6 +155,17 @@ impl Network {
         net.config = config;
         Ok(net)
     }
+}
+
+/// Models trained before 2026-12-02 learned from a blurred copy of FER2013's training split and
+/// ask for every face to be blurred before it is classified (a nonzero `input_blur_sigma`).
+/// ferlite no longer blurs faces, and such a model would misjudge sharp ones: refuse it.
+fn refuse_blurred_copy_models(config_json: &str) -> Result<()> {
+    let config: serde_json::Value = serde_json::from_str(config_json).context("unreadable network config")?;
+    if config.get("input_blur_sigma").and_then(|v| v.as_f64()).is_some_and(|sigma| sigma != 0.0) {
+        bail!("trained on the old blurred copy of FER2013 (it asks for an input blur, which ferlite no longer does): retrain it with `ferlite train`, or use the embedded model");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -186,12 +198,26 @@ mod tests {
     }
 
     #[test]
+    fn models_made_for_the_blurred_training_copy_are_refused_in_one_line() {
+        let mut file = Network::new(NetworkConfig::paper(), 3).to_tensor_file();
+        let config = file.metadata[NETWORK_KEY].replacen('}', r#","input_blur_sigma":3.2}"#, 1);
+        file.metadata.insert(NETWORK_KEY.into(), config);
+        let err = format!("{:#}", Network::from_tensor_file(&file).unwrap_err());
+        assert!(err.contains("blurred copy") && !err.contains('\n'), "{err}");
+        // A zero blur (runs started before the setting went) is no blur: such files load.
+        let mut file = Network::new(NetworkConfig::paper(), 3).to_tensor_file();
+        let zero = file.metadata[NETWORK_KEY].replacen('}', r#","input_blur_sigma":0.0}"#, 1);
+        file.metadata.insert(NETWORK_KEY.into(), zero);
+        assert!(Network::from_tensor_file(&file).is_ok());
+    }
+
+    #[test]
     fn warm_start_keeps_the_weights_and_takes_the_new_regularisation() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("m.safetensors");
         let net = Network::new(NetworkConfig::paper(), 3);
         net.save(&path).unwrap();
-        let lighter = NetworkConfig { head_dropout: 0.2, input_blur_sigma: 3.0, ..NetworkConfig::paper() };
+        let lighter = NetworkConfig { head_dropout: 0.2, stage_dropout: 0.0, ..NetworkConfig::paper() };
         let started = Network::warm_start(&path, lighter.clone()).unwrap();
         assert_eq!(started.params, net.params);
         assert_eq!(started.config, lighter);

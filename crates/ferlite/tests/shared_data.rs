@@ -64,45 +64,23 @@ fn bf16_products_keep_val_accuracy_within_three_tenths_of_a_point() {
     assert!((f32 - bf16).abs() <= 0.003, "f32 {f32}, bf16 {bf16}");
 }
 
-/// The input blur tops up the blur a face already has: val/ blurred beforehand like the training
-/// faces (σ 3) scores within 1.5 points of sharp val/ without TTA. A fixed blur of the model's σ,
-/// as before session 15, blurred those faces twice and scored 48% against 58%.
-#[test]
-fn faces_already_blurred_like_the_training_faces_score_like_sharp_ones() {
-    use ferlite::data::blur::gaussian_blur;
-    use ferlite::emotion::FACE_PIXELS;
-    use ferlite::eval::Evaluation;
-    use ferlite::predict::{Predictor, Tta};
-    let Some(root) = shared_fer2013() else { return };
-    let predictor = Predictor::load(None).unwrap();
-    let sharp = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
-    let mut blurred = sharp.clone();
-    blurred.pixels = sharp.pixels.chunks(FACE_PIXELS).flat_map(|face| gaussian_blur(face, 3.0)).collect();
-    let sharp_accuracy = Evaluation::run(&predictor, &sharp, Tta::None).accuracy;
-    let blurred_accuracy = Evaluation::run(&predictor, &blurred, Tta::None).accuracy;
-    eprintln!("val/ without TTA: sharp {:.2}%, blurred by σ 3 first {:.2}%", 100.0 * sharp_accuracy, 100.0 * blurred_accuracy);
-    assert!(blurred_accuracy > sharp_accuracy - 0.015, "sharp {sharp_accuracy}, blurred {blurred_accuracy}");
-}
-
 /// The inference fast path (folded batch norms, Winograd and direct AVX2 kernels) against the
 /// framework's forward pass of the same embedded weights on every val/ face: the same predicted
 /// class for all 3,589, logits within 1e-3 (the largest difference is printed).
 #[test]
 fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
-    use ferlite::data::blur::blur_to;
     use ferlite::emotion::{normalize_pixels, FACE_PIXELS, FACE_SIZE, NUM_CLASSES};
     use ferlite::eval::metrics::argmax_rows;
     use ferlite::nn::Tensor;
     let Some(root) = shared_fer2013() else { return };
     let predictor = ferlite::predict::Predictor::load(None).unwrap();
     let val = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
-    let sigma = predictor.network.config.input_blur_sigma;
     let (mut worst, mut logit_scale, mut faces) = (0f32, 0f32, 0);
     for chunk in val.pixels.chunks(256 * FACE_PIXELS) {
         let n = chunk.len() / FACE_PIXELS;
         let mut input = Tensor::zeros([n, 1, FACE_SIZE, FACE_SIZE]);
         for (out, face) in input.data.chunks_mut(FACE_PIXELS).zip(chunk.chunks(FACE_PIXELS)) {
-            normalize_pixels(&blur_to(face, sigma), out);
+            normalize_pixels(face, out);
         }
         let (framework, fast) = (predictor.network.forward(&input), predictor.fast().forward(&input));
         worst = framework.data.iter().zip(&fast.data).fold(worst, |m, (a, b)| m.max((a - b).abs()));
@@ -119,19 +97,14 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// its box where the face was pasted and (but for the known gap below) the label of the 48x48
 /// original predicted directly.
 ///
-/// Known gap (issue #4): one of the eight (`PublicTest_15372592`, sad) is a profile cut tight
-/// through the eye and chin; neither of our detectors finds it, nor does face-api 1.7.15 itself
-/// (`tests/face-api/detect.js` on it pasted alone into a 640x480 gray photo: no face). Over all of
-/// val/ pasted this way the default finds 90.7% (`cargo run --release --example detection_recall`).
-/// The test allows that one miss, no more.
+/// One of the eight (`PublicTest_15372592`, sad) is a profile cut tight through the eye and chin
+/// that face-api's SSD and SeetaFace miss; dlib's MMOD in the default finds it. None may be missed.
 ///
-/// Labels: cropping the photo where each face was pasted must give the original's label (the
-/// crop and resampling path; 97.1% of val/ agree with flip TTA, `detection_recall` example).
-/// Through the detector's box the framing differs (box side sd 0.13 of the face) and the label
-/// moves more often: 78.2% of val/ agree (flip TTA, the embedded model), the open gap of issue
-/// #4. Classifying each face at three framings (`faces::FRAMING_SCALES`) took that from 73.5% to
-/// 76.3% with the run D model (70.4% without TTA in session 8). Here all 7 found agree (session 11, input blur
-/// σ 3.2; session 20: 8 found, see the assert; 6 of 7 in sessions 9 and 10, 5 of 7 with one framing); one disagreement is allowed.
+/// Labels: cropping the photo where each face was pasted must give the original's probabilities
+/// back to within 0.15 (the crop and resampling path: upscaled 3x, then shrunk again). Through the
+/// detector's box the framing differs (box side sd 0.13 of the face) and the label moves more
+/// often; each face is classified at three framings (`faces::FRAMING_SCALES`) for that, and one
+/// disagreement with the original's label is allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     use ferlite::analyze::{analyze, FaceMode, FaceSearch};
@@ -160,12 +133,13 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
                 }
                 let pasted = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, ..FaceBox::whole(SIDE, SIDE) };
                 let at_paste = &predictor.predict(&crop_face(&photo, &pasted, 0.0), Tta::None)[0];
-                assert_eq!(at_paste.emotion, direct.emotion, "{}: the crop at the pasted place changes the label", val.sources[i]);
+                let moved = at_paste.probabilities.iter().zip(&direct.probabilities).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(moved <= 0.15, "{}: the crop at the pasted place moves a probability by {moved}", val.sources[i]);
             }
         }
     }
     eprintln!("composite: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
-    // All 8 since session 20 (dlib's MMOD in the default finds the profile cut through eye and
+    // All 8 since 2026-11-27 (dlib's MMOD in the default finds the profile cut through eye and
     // chin, `PublicTest_15372592`, which face-api's SSD and SeetaFace miss).
     assert!(missed.is_empty(), "faces not found: {missed:?}; found {boxes:?}");
     assert_eq!(found.len(), placed.len(), "extra detections: {boxes:?}");

@@ -9,7 +9,6 @@ pub mod summary;
 pub mod train;
 
 use anyhow::Result;
-use ferlite::data::blur::check_sigma;
 use ferlite::data::{BadInput, Split};
 use ferlite::nn::bf16::Precision;
 use ferlite::predict::Predictor;
@@ -34,11 +33,6 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Predictor> {
         Predictor::load(self.model.as_deref())?.with_precision(self.precision)
     }
-}
-
-/// `--input-blur`'s value (evaluate, train, export): a Gaussian σ in pixels ([`check_sigma`]).
-pub fn blur_sigma(value: &str) -> Result<f32, String> {
-    check_sigma(value.parse().map_err(|e| format!("{e}"))?)
 }
 
 /// `--split` / `--usage`, shared by the commands that read labelled data.

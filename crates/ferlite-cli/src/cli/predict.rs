@@ -22,7 +22,7 @@ pub struct PredictArgs {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     model: super::ModelArgs,
-    /// Test-time augmentation: average the predictions over flipped, shifted or re-blurred views (`none` is fastest).
+    /// Test-time augmentation: average the predictions over flipped or shifted views (`none` is fastest).
     #[arg(long, value_enum, default_value_t = Tta::default())]
     tta: Tta,
     /// Where the faces are: found by the detector, or the whole image is one (`auto` decides by size and content).

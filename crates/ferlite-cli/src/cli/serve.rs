@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(clap::Args)]
-#[command(after_help = "Routes: POST /v1/predict (image body or multipart; ?faces=auto|detect|whole&tta=none|flip|ten-crop|blurs), \
+#[command(after_help = "Routes: POST /v1/predict (image body or multipart; ?faces=auto|detect|whole&tta=none|flip|ten-crop), \
 GET /v1/model, GET /healthz, GET /metrics (Prometheus), GET / (web page: photo upload and live webcam).\n\n\
 Binds to loopback by default. To reach it from other machines, bind all interfaces (--addr 0.0.0.0:8080) \
 behind a reverse proxy that adds TLS and authentication; ferlite itself has neither.")]

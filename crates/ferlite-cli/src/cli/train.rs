@@ -55,21 +55,16 @@ pub struct TrainArgs {
     /// Use at most N training faces per class (quick runs).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Blur (Gaussian σ, pixels) that faces are blurred up to at inference and validation so that
-    /// sharp faces match the sharpness of the training images (FER2013 train/ here: about 3; see
-    /// docs/data.md).
-    #[arg(long, value_name = "SIGMA", value_parser = super::blur_sigma)]
-    input_blur: Option<f32>,
     /// Train on the faces as they are (no flips, warps or erasing).
     #[arg(long)]
     no_augment: bool,
     /// Start from this model's weights instead of a fresh initialisation (the run's own
-    /// architecture settings must match it; dropout and input blur come from this run's config).
+    /// architecture settings must match it; dropout comes from this run's config).
     #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
     init: Option<PathBuf>,
     /// How the 3x3 convolutions are computed: winograd-full (default: Winograd F(4x4,3x3) for the
     /// output and both gradients, with AVX2+FMA; ~1.3x faster steps than winograd), winograd (output
-    /// and input gradient only; runs made before session 18) or im2col (the reference; runs made
+    /// and input gradient only; runs made before 2026-11-27) or im2col (the reference; runs made
     /// before the setting existed).
     #[arg(long, value_enum)]
     conv_algorithm: Option<ConvAlgorithm>,
@@ -110,7 +105,6 @@ impl TrainArgs {
         set!(class_weighting = self.class_weighting);
         set!(seed = self.seed);
         set!(conv_algorithm = self.conv_algorithm);
-        set!(network.input_blur_sigma = self.input_blur);
         if self.limit.is_some() {
             c.limit_per_class = self.limit;
         }

@@ -6,7 +6,6 @@
 //! rows and images are left out, each is logged, and the load reports how many were skipped.
 
 pub mod augment;
-pub mod blur;
 pub mod csv;
 pub mod folder;
 pub mod loader;

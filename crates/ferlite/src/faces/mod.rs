@@ -35,7 +35,7 @@ impl FaceBox {
     /// Margin (fraction of the box side, each side) that turns this box into a FER2013-like
     /// framing: each detector frames faces its own way. Chosen on val/ faces pasted into photos,
     /// for the accuracy of the label through the box (`cargo run --release --example
-    /// detection_recall`; docs/experiments.md, session 9): tighter than the margins that match
+    /// detection_recall`; docs/experiments.md, 2026-11-26): tighter than the margins that match
     /// the box side to the FER2013 crop's side on average (SSD -0.035, SeetaFace 0.05).
     pub fn crop_margin(&self) -> f32 {
         match self.detector {
@@ -87,7 +87,7 @@ pub enum Detector {
     #[default]
     All,
     /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~2x faster, fewer faces
-    /// (the default until session 20).
+    /// (the default until 2026-11-27).
     Both,
     /// face-api's SSD MobileNet v1 (from `@vladmandic/face-api`), ~115 ms a photo on one core.
     Ssd,
@@ -153,7 +153,7 @@ fn mmod_detector() -> Result<&'static mmod::MmodDetector> {
 /// the probabilities averaged: a detector's box side varies by sd 0.13 of the face around the
 /// FER2013 framing, and the label moves with it. On val/ faces found in photos, averaging these
 /// three recovers 1.0 point of accuracy and 2.7 of agreement with the 48x48 original over one
-/// crop; seven framings (adding shifts) only 0.15 more (docs/experiments.md, session 9).
+/// crop; seven framings (adding shifts) only 0.15 more (docs/experiments.md, 2026-11-26).
 pub const FRAMING_SCALES: [f32; 3] = [0.9, 1.0, 1.1];
 
 /// The 48x48 gray face for `face`: a square centred on the detector's box, its longer side

@@ -1,7 +1,7 @@
 //! bfloat16 matrix products for inference on CPUs with AVX-512 BF16 (`--precision bf16`).
 //!
 //! `vdpbf16ps` multiplies two pairs of bfloat16 values per f32 lane and adds both products to an
-//! f32 sum, in the time an FMA does one multiply-add (docs/performance.md, session 17). Operands are
+//! f32 sum, in the time an FMA does one multiply-add (docs/performance.md, 2026-11-27). Operands are
 //! rounded to bfloat16 (8 significant bits); sums stay f32. The weights are packed once per layer
 //! with each pair of rows side by side, `[k / 2][16][2]` per block of 16 columns, so one 256-bit
 //! load holds 8 columns' pairs and a broadcast pair of the other operand meets them.

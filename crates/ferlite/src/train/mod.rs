@@ -233,12 +233,10 @@ impl Trainer {
     }
 }
 
-/// The teacher's probabilities for each face of `train` (`[n, 7]`): flip TTA on the faces as
-/// training sees them, so without the teacher's input blur (that is for sharp faces at inference).
+/// The teacher's probabilities for each face of `train` (`[n, 7]`), with flip TTA.
 /// Recomputed at every start and resume; deterministic, so a resumed run gets the same targets.
 fn teacher_probabilities(d: &Distillation, train: &FaceSet) -> Result<Vec<f32>> {
-    let mut teacher = Predictor::load(Some(Path::new(&d.teacher))).with_context(|| format!("{}: cannot load the distillation teacher", d.teacher))?;
-    teacher.network.config.input_blur_sigma = 0.0;
+    let teacher = Predictor::load(Some(Path::new(&d.teacher))).with_context(|| format!("{}: cannot load the distillation teacher", d.teacher))?;
     let started = Instant::now();
     let probs = teacher.probabilities(&train.pixels, Tta::Flip);
     let agree = crate::eval::metrics::argmax_rows(&probs, NUM_CLASSES).iter().zip(&train.labels).filter(|(p, &l)| **p == l as usize).count();
@@ -256,7 +254,7 @@ fn teacher_probabilities(d: &Distillation, train: &FaceSet) -> Result<Vec<f32>> 
 /// it back to the system and taking it again as fresh zeroed pages (glibc maps allocations over
 /// 128 KB-32 MB on their own and returns them on free; a step's activations are up to 19 MB each
 /// at batch 64). Measured: 130-152 → 158-181 img/s at batch 64 on 2 threads (docs/performance.md,
-/// session 18). Process-wide and for training processes: the memory stays with the process until
+/// 2026-11-27). Process-wide and for training processes: the memory stays with the process until
 /// it exits. A no-op off glibc.
 pub fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
