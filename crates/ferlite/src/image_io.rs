@@ -9,7 +9,7 @@ use crate::data::DataError;
 use crate::emotion::FACE_SIZE;
 use image::imageops::FilterType;
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
-use std::io::{BufRead, Cursor, Seek};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
 /// Extensions read as images; other files (README, .DS_Store, ...) are ignored in folders.
@@ -43,16 +43,94 @@ pub fn is_image_file(path: &Path) -> bool {
 
 /// Decodes an image held in memory (an upload), refusing more than `max_pixels` pixels.
 pub fn decode_bytes(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+    if !jpeg_reaches_its_end(bytes)? {
+        return Err(truncated_jpeg());
+    }
     decode(ImageReader::new(Cursor::new(bytes)), max_pixels)
 }
 
 /// Decodes an image file; errors name the file.
 pub fn open_image(path: &Path) -> Result<DynamicImage, DataError> {
-    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
-    decode(reader, MAX_IMAGE_PIXELS).map_err(|e| match e {
+    let reason = |e: DecodeError| match e {
         DecodeError::Io(error) => DataError::io(path, error),
         other => DataError::BadImage { path: path.to_path_buf(), reason: other.to_string() },
-    })
+    };
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    if !jpeg_reaches_its_end(file).map_err(|e| DataError::io(path, e))? {
+        return Err(reason(truncated_jpeg()));
+    }
+    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
+    decode(reader, MAX_IMAGE_PIXELS).map_err(reason)
+}
+
+fn truncated_jpeg() -> DecodeError {
+    DecodeError::Corrupt("the JPEG data ends before its end-of-image marker (truncated file?)".into())
+}
+
+/// False for JPEG data that stops before its end-of-image marker; true for a whole JPEG and for
+/// anything that is not a JPEG (its decoder judges it). JPEG decoders fill a cut-off scan with
+/// grey and report no error, so a half-written or half-downloaded photo would otherwise be
+/// classified as if it were whole. Walks the segments (skipping each by its length) and the
+/// entropy-coded scans (where 0xFF is followed by a stuffed 0x00 or a restart marker) to the
+/// first end-of-image marker, so data appended after it (camera trailers) does not matter.
+/// Reads byte by byte through a buffer: memory stays constant whatever the file's size.
+fn jpeg_reaches_its_end(data: impl Read) -> std::io::Result<bool> {
+    let mut bytes = BufReader::new(data).bytes();
+    let mut next = move || bytes.next().transpose();
+    if next()? != Some(0xFF) || next()? != Some(0xD8) {
+        return Ok(true);
+    }
+    // The code after a run of 0xFF fill bytes (`None`: the data ended).
+    fn marker_code(next: &mut impl FnMut() -> std::io::Result<Option<u8>>) -> std::io::Result<Option<u8>> {
+        loop {
+            match next()? {
+                Some(0xFF) => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+    let mut pending = None;
+    loop {
+        let code = match pending.take() {
+            Some(code) => code,
+            None => match next()? {
+                Some(0xFF) => match marker_code(&mut next)? {
+                    Some(code) => code,
+                    None => return Ok(false),
+                },
+                Some(_) => return Ok(true), // not a marker where one belongs: malformed, the decoder's to judge
+                None => return Ok(false),
+            },
+        };
+        match code {
+            0xD9 => return Ok(true),
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {
+                let (Some(high), Some(low)) = (next()?, next()?) else { return Ok(false) };
+                for _ in 2..u16::from_be_bytes([high, low]) {
+                    if next()?.is_none() {
+                        return Ok(false);
+                    }
+                }
+                if code == 0xDA {
+                    loop {
+                        match next()? {
+                            None => return Ok(false),
+                            Some(0xFF) => match marker_code(&mut next)? {
+                                None => return Ok(false),
+                                Some(0x00 | 0xD0..=0xD7) => {}
+                                Some(code) => {
+                                    pending = Some(code);
+                                    break;
+                                }
+                            },
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn decode<R: BufRead + Seek>(reader: ImageReader<R>, max_pixels: u64) -> Result<DynamicImage, DecodeError> {
@@ -177,6 +255,24 @@ mod tests {
         // The same file at its own size decodes.
         std::fs::write(&path, gif_claiming(1)).unwrap();
         assert!(open_image(&path).is_ok() && !is_animated_gif(&path));
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_before_its_end_marker_is_an_error_and_a_whole_one_is_not() {
+        let whole = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/astronaut.jpg")).unwrap();
+        assert!(decode_bytes(&whole, MAX_IMAGE_PIXELS).is_ok());
+        // Camera trailers after the end marker are fine.
+        let trailer = [whole.as_slice(), b"SEFT trailer bytes \xff\xd8 and more"].concat();
+        assert!(decode_bytes(&trailer, MAX_IMAGE_PIXELS).is_ok());
+        for cut in [whole.len() - 2, whole.len() - 1000, whole.len() / 2, 2000, 300, 4] {
+            let err = decode_bytes(&whole[..cut], MAX_IMAGE_PIXELS).unwrap_err().to_string();
+            assert!(err.contains("truncated"), "cut at {cut}: {err}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("half.jpg");
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        let err = open_image(&path).unwrap_err().to_string();
+        assert!(err.contains("half.jpg") && err.contains("truncated"), "{err}");
     }
 
     #[test]

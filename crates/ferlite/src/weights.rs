@@ -1,6 +1,8 @@
 //! Saving and loading networks as safetensors: one tensor per named slot (`stage2.a.conv.weight`),
 //! the network config as JSON in the header metadata, so a weights file says what it is.
-//! Every write is atomic (temp file + rename): a crash mid-write leaves the old file intact.
+//! Every write is atomic (temp file, fsync, rename, fsync of the folder): a crash mid-write leaves
+//! the old file intact. Every file carries a CRC-32 of its tensors and metadata, checked on load,
+//! so a file damaged after it was written (a flipped bit, a bad copy) is refused, not used.
 
 use crate::model::{Network, NetworkConfig};
 use crate::nn::params::Layout;
@@ -12,6 +14,8 @@ use std::path::Path;
 pub const NETWORK_KEY: &str = "ferlite.network";
 pub const FORMAT_KEY: &str = "format";
 pub const FORMAT: &str = "ferlite-weights-1";
+/// Metadata key of the CRC-32 (hex) over the file's tensors and other metadata ([`checksum`]).
+pub const CHECKSUM_KEY: &str = "ferlite.crc32";
 
 /// Named f32 tensors plus string metadata: the content of a weights or checkpoint file.
 #[derive(Default)]
@@ -29,7 +33,9 @@ impl TensorFile {
             .zip(&bytes)
             .map(|((name, shape, _), b)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-        Ok(safetensors::tensor::serialize(views, Some(self.metadata.clone()))?)
+        let mut metadata = self.metadata.clone();
+        metadata.insert(CHECKSUM_KEY.into(), format!("{:08x}", checksum(&self.tensors, &self.metadata)));
+        Ok(safetensors::tensor::serialize(views, Some(metadata))?)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
@@ -43,7 +49,15 @@ impl TensorFile {
             let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             tensors.push((name, view.shape().to_vec(), values));
         }
-        Ok(TensorFile { tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+        let mut metadata = meta.metadata().clone().unwrap_or_default();
+        // Files written before 2026-12-02 have no checksum; they load as before.
+        if let Some(stored) = metadata.remove(CHECKSUM_KEY) {
+            let computed = format!("{:08x}", checksum(&tensors, &metadata));
+            if stored != computed {
+                bail!("damaged file: its checksum does not match its contents (stored crc32 {stored}, computed {computed})");
+            }
+        }
+        Ok(TensorFile { tensors, metadata })
     }
 
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
@@ -81,12 +95,48 @@ impl TensorFile {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+/// CRC-32 over the tensors (by name, with their shapes and values) and the metadata (by key),
+/// so neither the order they are stored in nor the checksum's own entry changes it.
+fn checksum(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &HashMap<String, String>) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut by_name: Vec<_> = tensors.iter().collect();
+    by_name.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, shape, values) in by_name {
+        hasher.update(name.as_bytes());
+        shape.iter().for_each(|d| hasher.update(&(*d as u64).to_le_bytes()));
+        values.iter().for_each(|v| hasher.update(&v.to_le_bytes()));
+    }
+    let mut keys: Vec<_> = metadata.keys().filter(|k| k.as_str() != CHECKSUM_KEY).collect();
+    keys.sort();
+    for key in keys {
+        hasher.update(key.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(metadata[key].as_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.finalize()
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same folder, synced to disk before the
+/// rename and the folder synced after it, so that after a crash or power loss `path` holds the old
+/// file or the new one, whole.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    sync_folder_of(path);
     Ok(())
+}
+
+/// Makes a rename in `path`'s folder durable (Unix; elsewhere the rename is what there is).
+fn sync_folder_of(path: &Path) {
+    #[cfg(unix)]
+    if let Some(folder) = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }) {
+        // A folder that cannot be opened for syncing (unusual permissions) still has the new file.
+        let _ = std::fs::File::open(folder).and_then(|f| f.sync_all());
+    }
 }
 
 /// Metadata key of the validation accuracy a weights file was selected at (written by `train` into
@@ -195,6 +245,30 @@ mod tests {
         t.1 = vec![1, 7];
         let err = format!("{:#}", Network::from_tensor_file(&file).unwrap_err());
         assert!(err.contains("head.fc2.bias") && err.contains("shape"), "{err}");
+    }
+
+    #[test]
+    fn a_file_damaged_after_it_was_written_is_refused_and_an_intact_one_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.safetensors");
+        Network::new(NetworkConfig::paper(), 3).save(&path).unwrap();
+        assert!(Network::load(&path).is_ok());
+        let good = std::fs::read(&path).unwrap();
+        // Flip one bit in the tensors' data (past the header), then one in the header's metadata.
+        let header = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        for at in [header + 1000, good.len() - 3] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            let err = Network::load(&path).map(|_| ()).map_err(|e| format!("{e:#}"));
+            assert!(err.as_ref().is_err_and(|e| e.contains("m.safetensors") && e.contains("checksum")), "byte {at}: {err:?}");
+        }
+        let text = String::from_utf8_lossy(&good[8..header]).into_owned();
+        let edited = text.replace(r#"stage_dropout\":0.1"#, r#"stage_dropout\":0.2"#);
+        assert_ne!(edited, text);
+        std::fs::write(&path, [&good[..8], edited.as_bytes(), &good[header..]].concat()).unwrap();
+        let err = Network::load(&path).map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert!(err.as_ref().is_err_and(|e| e.contains("checksum")), "{err:?}");
     }
 
     #[test]

@@ -203,8 +203,9 @@ impl Trainer {
         Ok(metrics)
     }
 
-    /// Best and last weights, then the checkpoint, then the log row: if killed in between, the
-    /// checkpoint is the truth and `resume` drops log rows past it.
+    /// Best and last weights, then the log row, then the checkpoint: if killed in between, the
+    /// checkpoint is the truth, `resume` drops log rows past it and the epoch runs again (to the
+    /// same bits), so no epoch's row is ever lost.
     fn save_epoch(&mut self, metrics: &EpochMetrics) -> Result<()> {
         if metrics.val_accuracy > self.state.best_val_accuracy {
             self.state.best_val_accuracy = metrics.val_accuracy;
@@ -212,9 +213,10 @@ impl Trainer {
             self.network.save_with_val_accuracy(&self.dir.join(BEST_FILE), Some(metrics.val_accuracy))?;
         }
         self.network.save(&self.dir.join(LAST_FILE))?;
-        Checkpoint { network: self.network.clone(), optimizer: self.optimizer.clone(), state: self.state.clone() }.save(&self.dir)?;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(METRICS_FILE))?;
         writeln!(log, "{}", serde_json::to_string(metrics)?)?;
+        log.sync_all()?;
+        Checkpoint { network: self.network.clone(), optimizer: self.optimizer.clone(), state: self.state.clone() }.save(&self.dir)?;
         Ok(())
     }
 
