@@ -64,8 +64,11 @@ impl TensorFile {
         write_atomic(path, &self.to_bytes()?)
     }
 
+    /// Reads a safetensors file, no more of it than its header says it holds: the header's length
+    /// and the end of its last tensor are checked before the rest is read, so `/dev/zero` or a
+    /// huge file that is not a model costs nothing.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let bytes = read_safetensors_bytes(path).with_context(|| format!("{}: cannot read", path.display()))?;
         Self::from_bytes(&bytes).with_context(|| format!("{}: cannot load", path.display()))
     }
 
@@ -93,6 +96,37 @@ impl TensorFile {
         }
         Ok(())
     }
+}
+
+/// Largest safetensors header read (ferlite's are a few KB).
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// Largest tensor data read: a checkpoint of the widest network `NetworkConfig::check` allows.
+const MAX_DATA_BYTES: u64 = 4 << 30;
+
+fn read_safetensors_bytes(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = vec![0u8; 8];
+    file.read_exact(&mut bytes).context("shorter than a safetensors header")?;
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    if header_len == 0 || header_len > MAX_HEADER_BYTES {
+        bail!("not a safetensors file (its header would be {header_len} bytes)");
+    }
+    (&mut file).take(header_len).read_to_end(&mut bytes)?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..]).context("not a safetensors file (unreadable header)")?;
+    let data_len = header
+        .as_object()
+        .context("not a safetensors file (header is not an object)")?
+        .iter()
+        .filter(|(name, _)| name.as_str() != "__metadata__")
+        .filter_map(|(_, tensor)| tensor["data_offsets"][1].as_u64())
+        .max()
+        .unwrap_or(0);
+    if data_len > MAX_DATA_BYTES {
+        bail!("its header claims {data_len} bytes of tensors, more than any ferlite model or checkpoint");
+    }
+    (&mut file).take(data_len).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// CRC-32 over the tensors (by name, with their shapes and values) and the metadata (by key),
@@ -245,6 +279,20 @@ mod tests {
         t.1 = vec![1, 7];
         let err = format!("{:#}", Network::from_tensor_file(&file).unwrap_err());
         assert!(err.contains("head.fc2.bias") && err.contains("shape"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_only_claims_to_be_huge_is_refused_without_reading_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("claims.safetensors");
+        let header = br#"{"a":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4398046511104]}}"#;
+        std::fs::write(&path, [&(header.len() as u64).to_le_bytes()[..], header].concat()).unwrap();
+        let err = format!("{:#}", TensorFile::read(&path).err().unwrap());
+        assert!(err.contains("claims.safetensors") && err.contains("more than any ferlite model"), "{err}");
+        std::fs::write(&path, u64::MAX.to_le_bytes()).unwrap();
+        assert!(format!("{:#}", TensorFile::read(&path).err().unwrap()).contains("header would be"));
+        #[cfg(unix)]
+        assert!(format!("{:#}", TensorFile::read(Path::new("/dev/zero")).err().unwrap()).contains("not a safetensors file"));
     }
 
     #[test]

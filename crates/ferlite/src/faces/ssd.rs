@@ -44,7 +44,7 @@ pub fn check_min_score(score: f32) -> Result<f32, String> {
     if score > 0.0 && score < 1.0 {
         Ok(score)
     } else {
-        Err(format!("a face score is between 0 and 1, not {score}"))
+        Err(format!("a face score is strictly between 0 and 1, not {score}"))
     }
 }
 
