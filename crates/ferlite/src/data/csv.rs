@@ -9,7 +9,7 @@ const USAGES: [&str; 3] = ["Training", "PublicTest", "PrivateTest"];
 pub fn load_csv(path: &Path, split: Option<Split>, bad: BadInput) -> Result<FaceSet, DataError> {
     let io_err = |e: std::io::Error| DataError::io(path, e);
     let file = std::fs::File::open(path).map_err(io_err)?;
-    let mut reader = ::csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+    let mut reader = ::csv::ReaderBuilder::new().flexible(true).from_reader(LineLimit::new(std::io::BufReader::new(file)));
     let headers = reader.headers().map_err(|e| csv_error(path, e))?.clone();
     let column = |name: &'static str| {
         headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name)).ok_or(DataError::MissingColumn { path: path.to_path_buf(), column: name })
@@ -88,7 +88,47 @@ fn parse_row<'r>(
 
 fn csv_error(path: &Path, e: ::csv::Error) -> DataError {
     let line = e.position().map_or(0, |p| p.line());
+    if let ::csv::ErrorKind::Io(error) = e.kind() {
+        // A read error (or `LineLimit`'s refusal) is about the file, not a row.
+        return DataError::Io { path: path.to_path_buf(), error: std::io::Error::new(error.kind(), error.to_string()) };
+    }
     DataError::BadRow { path: path.to_path_buf(), line, problem: e.to_string() }
+}
+
+/// Longest line read: a FER2013 row (2,304 pixels of up to 3 digits, label, usage) is under 10 KB.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Passes bytes through until a line runs past [`MAX_LINE_BYTES`], then fails with the line's
+/// number: the CSV reader would otherwise buffer a line of any length (a 400 MB line took 1 GB).
+struct LineLimit<R> {
+    inner: R,
+    line: u64,
+    line_bytes: usize,
+}
+
+impl<R> LineLimit<R> {
+    fn new(inner: R) -> Self {
+        LineLimit { inner, line: 1, line_bytes: 0 }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_bytes = 0;
+            } else {
+                self.line_bytes += 1;
+                if self.line_bytes > MAX_LINE_BYTES {
+                    let message = format!("line {} is longer than {MAX_LINE_BYTES} bytes (a FER2013 row is under 10 KB)", self.line);
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +138,14 @@ mod tests {
 
     fn pixels(n: usize, v: u8) -> String {
         vec![v.to_string(); n].join(" ")
+    }
+
+    #[test]
+    fn a_line_too_long_to_be_a_row_is_refused_by_its_number_without_reading_it_all() {
+        let rows = [format!("3,{},Training", pixels(FACE_PIXELS, 7)), format!("3,{},Training", "1 ".repeat(1_000_000))];
+        let f = write_csv(&rows);
+        let err = load_csv(f.path(), None, BadInput::Abort).unwrap_err().to_string();
+        assert!(err.contains("line 3 is longer than 65536 bytes"), "{err}");
     }
 
     fn write_csv(rows: &[String]) -> tempfile::NamedTempFile {
