@@ -77,9 +77,11 @@ pub fn untrained_model(path: &Path) {
     ferlite::model::Network::new(ferlite::model::NetworkConfig::paper(), 1).save(path).unwrap();
 }
 
-/// The repository's root (where `assets/`, `models/` and `target/` are), from any crate.
+/// The repository's root (where `assets/`, `models/` and `target/` are), from any crate, as a
+/// path without `..` (Chromium's fake camera, for one, refuses a file named through `..`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// `path` (relative to the checkout) when it holds `marker`: data a test reads from outside the
