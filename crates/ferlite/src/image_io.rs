@@ -9,7 +9,7 @@ use crate::data::DataError;
 use crate::emotion::FACE_SIZE;
 use image::imageops::FilterType;
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
-use std::io::{BufRead, BufReader, Cursor, Read, Seek};
+use std::io::{BufRead, BufReader, Cursor, Seek, SeekFrom};
 use std::path::Path;
 
 /// Extensions read as images; other files (README, .DS_Store, ...) are ignored in folders.
@@ -43,28 +43,16 @@ pub fn is_image_file(path: &Path) -> bool {
 
 /// Decodes an image held in memory (an upload), refusing more than `max_pixels` pixels.
 pub fn decode_bytes(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, DecodeError> {
-    if !jpeg_reaches_its_end(bytes)? {
-        return Err(truncated_jpeg());
-    }
-    decode(ImageReader::new(Cursor::new(bytes)), max_pixels)
+    decode(Cursor::new(bytes), max_pixels)
 }
 
 /// Decodes an image file; errors name the file.
 pub fn open_image(path: &Path) -> Result<DynamicImage, DataError> {
-    let reason = |e: DecodeError| match e {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    decode(BufReader::new(file), MAX_IMAGE_PIXELS).map_err(|e| match e {
         DecodeError::Io(error) => DataError::io(path, error),
         other => DataError::BadImage { path: path.to_path_buf(), reason: other.to_string() },
-    };
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    if !jpeg_reaches_its_end(file).map_err(|e| DataError::io(path, e))? {
-        return Err(reason(truncated_jpeg()));
-    }
-    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
-    decode(reader, MAX_IMAGE_PIXELS).map_err(reason)
-}
-
-fn truncated_jpeg() -> DecodeError {
-    DecodeError::Corrupt("the JPEG data ends before its end-of-image marker (truncated file?)".into())
+    })
 }
 
 /// False for JPEG data that stops before its end-of-image marker; true for a whole JPEG and for
@@ -73,9 +61,9 @@ fn truncated_jpeg() -> DecodeError {
 /// classified as if it were whole. Walks the segments (skipping each by its length) and the
 /// entropy-coded scans (where 0xFF is followed by a stuffed 0x00 or a restart marker) to the
 /// first end-of-image marker, so data appended after it (camera trailers) does not matter.
-/// Reads byte by byte through a buffer: memory stays constant whatever the file's size.
-fn jpeg_reaches_its_end(data: impl Read) -> std::io::Result<bool> {
-    let mut bytes = BufReader::new(data).bytes();
+/// Reads byte by byte from the caller's buffer: memory stays constant whatever the file's size.
+fn jpeg_reaches_its_end(data: impl BufRead) -> std::io::Result<bool> {
+    let mut bytes = data.bytes();
     let mut next = move || bytes.next().transpose();
     if next()? != Some(0xFF) || next()? != Some(0xD8) {
         return Ok(true);
@@ -133,17 +121,21 @@ fn jpeg_reaches_its_end(data: impl Read) -> std::io::Result<bool> {
     }
 }
 
-fn decode<R: BufRead + Seek>(reader: ImageReader<R>, max_pixels: u64) -> Result<DynamicImage, DecodeError> {
-    let mut reader = reader.with_guessed_format()?;
+/// Every image's one way in (files and bytes alike): a JPEG cut before its end is refused, the
+/// size is checked from the header, then the pixels are decoded and turned upright.
+fn decode<R: BufRead + Seek>(mut source: R, max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+    let start = source.stream_position()?;
+    if !jpeg_reaches_its_end(&mut source)? {
+        return Err(DecodeError::Corrupt("the JPEG data ends before its end-of-image marker (truncated file?)".into()));
+    }
+    source.seek(SeekFrom::Start(start))?;
+    let mut reader = ImageReader::new(source).with_guessed_format()?;
     if reader.format().is_none() {
         return Err(DecodeError::Unsupported);
     }
     reader.limits(allocation_limits(max_pixels));
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let (width, height) = decoder.dimensions();
-    if width as u64 * height as u64 > max_pixels {
-        return Err(DecodeError::TooLarge { width, height, max_pixels });
-    }
+    check_pixels(&decoder, max_pixels)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
@@ -173,15 +165,21 @@ pub fn is_animated_gif(path: &Path) -> bool {
 /// A GIF decoder for `path` whose canvas fits [`MAX_IMAGE_PIXELS`], checked from the header before
 /// any frame is read (the frame iterator allocates the whole canvas: a 441-byte GIF claiming
 /// 65535x65535 would take 17 GB), with the decoder's allocation cap as for every other image.
-fn gif_decoder(path: &Path) -> Result<image::codecs::gif::GifDecoder<std::io::BufReader<std::fs::File>>, DecodeError> {
+fn gif_decoder(path: &Path) -> Result<image::codecs::gif::GifDecoder<BufReader<std::fs::File>>, DecodeError> {
     let file = std::fs::File::open(path)?;
-    let mut decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)).map_err(corrupt)?;
-    let (width, height) = decoder.dimensions();
-    if width as u64 * height as u64 > MAX_IMAGE_PIXELS {
-        return Err(DecodeError::TooLarge { width, height, max_pixels: MAX_IMAGE_PIXELS });
-    }
+    let mut decoder = image::codecs::gif::GifDecoder::new(BufReader::new(file)).map_err(corrupt)?;
+    check_pixels(&decoder, MAX_IMAGE_PIXELS)?;
     decoder.set_limits(allocation_limits(MAX_IMAGE_PIXELS)).map_err(corrupt)?;
     Ok(decoder)
+}
+
+/// The size a decoder reads from the header, refused when over `max_pixels`, before any pixel.
+fn check_pixels(decoder: &impl ImageDecoder, max_pixels: u64) -> Result<(), DecodeError> {
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > max_pixels {
+        return Err(DecodeError::TooLarge { width, height, max_pixels });
+    }
+    Ok(())
 }
 
 /// The decoder's own allocation cap, backing up the pixel check (RGBA f32 would be 16 bytes a pixel).
