@@ -33,29 +33,31 @@ impl TensorFile {
             .zip(&bytes)
             .map(|((name, shape, _), b)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        let stored = self.tensors.iter().zip(&bytes).map(|((name, shape, _), b)| (name.as_str(), shape.as_slice(), b.as_slice()));
         let mut metadata = self.metadata.clone();
-        metadata.insert(CHECKSUM_KEY.into(), format!("{:08x}", checksum(&self.tensors, &self.metadata)));
+        metadata.insert(CHECKSUM_KEY.into(), format!("{:08x}", checksum(stored, &self.metadata)));
         Ok(safetensors::tensor::serialize(views, Some(metadata))?)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (_, meta) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
         let st = SafeTensors::deserialize(bytes).context("corrupt safetensors file")?;
+        let views = st.tensors();
+        let mut metadata = meta.metadata().clone().unwrap_or_default();
+        // Files written before 2026-12-02 have no checksum; they load as before.
+        if let Some(stored) = metadata.remove(CHECKSUM_KEY) {
+            let computed = format!("{:08x}", checksum(views.iter().map(|(name, v)| (name.as_str(), v.shape(), v.data())), &metadata));
+            if stored != computed {
+                bail!("damaged file: its checksum does not match its contents (stored crc32 {stored}, computed {computed})");
+            }
+        }
         let mut tensors = Vec::new();
-        for (name, view) in st.tensors() {
+        for (name, view) in views {
             if view.dtype() != Dtype::F32 {
                 bail!("tensor `{name}` has dtype {:?}, expected F32", view.dtype());
             }
             let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             tensors.push((name, view.shape().to_vec(), values));
-        }
-        let mut metadata = meta.metadata().clone().unwrap_or_default();
-        // Files written before 2026-12-02 have no checksum; they load as before.
-        if let Some(stored) = metadata.remove(CHECKSUM_KEY) {
-            let computed = format!("{:08x}", checksum(&tensors, &metadata));
-            if stored != computed {
-                bail!("damaged file: its checksum does not match its contents (stored crc32 {stored}, computed {computed})");
-            }
         }
         Ok(TensorFile { tensors, metadata })
     }
@@ -129,16 +131,17 @@ fn read_safetensors_bytes(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// CRC-32 over the tensors (by name, with their shapes and values) and the metadata (by key),
-/// so neither the order they are stored in nor the checksum's own entry changes it.
-fn checksum(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &HashMap<String, String>) -> u32 {
+/// CRC-32 over the tensors (by name, with their shapes and stored little-endian bytes) and the
+/// metadata (by key), so neither the order they are stored in nor the checksum's own entry
+/// changes it.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [usize], &'a [u8])>, metadata: &HashMap<String, String>) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
-    let mut by_name: Vec<_> = tensors.iter().collect();
-    by_name.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, shape, values) in by_name {
+    let mut by_name: Vec<_> = tensors.collect();
+    by_name.sort_by_key(|t| t.0);
+    for (name, shape, data) in by_name {
         hasher.update(name.as_bytes());
         shape.iter().for_each(|d| hasher.update(&(*d as u64).to_le_bytes()));
-        values.iter().for_each(|v| hasher.update(&v.to_le_bytes()));
+        hasher.update(data);
     }
     let mut keys: Vec<_> = metadata.keys().filter(|k| k.as_str() != CHECKSUM_KEY).collect();
     keys.sort();
