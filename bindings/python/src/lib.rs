@@ -90,7 +90,7 @@ impl From<Failure> for PyErr {
 /// A choice given by name, parsed by the names the CLI and config files use (`"flip"`,
 /// `"ten-crop"`, ...); a wrong one is a `ValueError` listing the right ones.
 fn choice<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> PyResult<T> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+    ferlite::choice::parse(name).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
 /// How to find faces and classify them: `analyze`'s keyword arguments, parsed once.
@@ -130,12 +130,8 @@ fn face_dict<'py>(py: Python<'py>, face: &FaceResult) -> PyResult<Bound<'py, PyD
     }
     dict.set_item("probabilities", probabilities)?;
     dict.set_item("detector_score", b.score)?;
-    dict.set_item("detector", b.detector.map(|d| choice_name(&d)))?;
+    dict.set_item("detector", b.detector.map(|d| ferlite::choice::name_of(&d)))?;
     Ok(dict)
-}
-
-fn choice_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 fn faces_list<'py>(py: Python<'py>, faces: &[FaceResult]) -> PyResult<Bound<'py, PyList>> {

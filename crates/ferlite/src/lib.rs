@@ -34,6 +34,7 @@
 //! twice as fast, with labels that differ from f32's for about 1% of faces.
 
 pub mod analyze;
+pub mod choice;
 pub mod annotate;
 pub mod data;
 pub mod emotion;

@@ -36,7 +36,7 @@ pub enum ConvAlgorithm {
 impl ConvAlgorithm {
     /// The name `--conv-algorithm` and the config file use (`im2col`, `winograd`, `winograd-full`).
     pub fn flag_name(self) -> String {
-        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        crate::choice::name_of(&self)
     }
 
     fn winograd_output(self) -> bool {
