@@ -212,7 +212,7 @@ impl Trainer {
             self.state.best_epoch = Some(metrics.epoch);
             self.network.save_with_val_accuracy(&self.dir.join(BEST_FILE), Some(metrics.val_accuracy))?;
         }
-        self.network.save(&self.dir.join(LAST_FILE))?;
+        self.network.save_with_val_accuracy(&self.dir.join(LAST_FILE), Some(metrics.val_accuracy))?;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(METRICS_FILE))?;
         writeln!(log, "{}", serde_json::to_string(metrics)?)?;
         log.sync_all()?;
