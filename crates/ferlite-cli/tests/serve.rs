@@ -233,7 +233,10 @@ fn load_of_32_clients_for_20_seconds_has_no_server_errors() {
                     let mut seen = Vec::new();
                     while Instant::now() < until {
                         let t = Instant::now();
-                        let (status, _, _) = post(&url, "image/jpeg", &photo);
+                        let (status, _, body) = post(&url, "image/jpeg", &photo);
+                        if status != 200 {
+                            eprintln!("{status}: {body}");
+                        }
                         seen.push((status, t.elapsed().as_secs_f64() * 1000.0));
                     }
                     seen
@@ -248,4 +251,144 @@ fn load_of_32_clients_for_20_seconds_has_no_server_errors() {
     let pct = |p: f64| outcomes[((outcomes.len() - 1) as f64 * p) as usize].1;
     eprintln!("load: {} requests in 20 s from 32 clients, p50 {:.0} ms, p99 {:.0} ms", outcomes.len(), pct(0.5), pct(0.99));
     assert!(outcomes.len() >= 32);
+}
+
+/// A raw connection to the server, for what an HTTP client library will not do (drip, idle, half-close).
+fn connect(url: &str) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(url.strip_prefix("http://").expect("http url")).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+}
+
+/// Everything the server sends until it closes the connection (or 30 s pass: then it panics).
+fn read_to_close(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap_or_else(|e| panic!("server did not close the connection ({e}); got: {}", String::from_utf8_lossy(&answer)));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn slow_headers_and_idle_keep_alive_connections_are_closed_at_the_header_timeout() {
+    use std::io::Write;
+    let server = common::Server::start(&["--header-timeout", "1"]);
+    // A header dripped a byte every 200 ms: closed after about a second, long before the drip would end.
+    let mut slow = connect(&server.url);
+    let started = Instant::now();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    for byte in request {
+        if slow.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "a dripped header kept the connection open past 10 s");
+    assert!(!read_to_close(&mut slow).contains("200 OK"), "the dripped request was answered");
+
+    // One request answered, then silence: the server closes the keep-alive connection.
+    let mut idle = connect(&server.url);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_to_close(&mut idle);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(r#"{"status":"ok"}"#), "{answer}");
+}
+
+#[test]
+fn connections_over_the_cap_get_a_json_503_and_the_server_recovers() {
+    use std::io::Write;
+    let server = common::Server::start(&["--max-connections", "2", "--header-timeout", "60"]);
+    let held: Vec<_> = (0..2).map(|_| connect(&server.url)).collect();
+    std::thread::sleep(Duration::from_millis(200)); // both accepted before the third arrives
+    let mut third = connect(&server.url);
+    let _ = third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = read_to_close(&mut third);
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("--max-connections 2") && answer.contains("\"status\":503"), "{answer}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(&format!("{}/healthz", server.url)).0, 200, "served again once the held connections closed");
+    let (_, metrics) = get(&format!("{}/metrics", server.url));
+    assert!(metrics.contains("ferlite_connections_refused_total 1"), "{metrics}");
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_gets_the_answer_and_a_cut_upload_gets_400() {
+    use std::io::Write;
+    let server = common::Server::start(&[]);
+    let face = png(&GrayImage::from_raw(48, 48, common::synthetic_face(3, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))).unwrap());
+    let head = |length: usize| format!("POST /v1/predict?faces=whole HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n");
+    let mut whole = connect(&server.url);
+    whole.write_all(head(face.len()).as_bytes()).unwrap();
+    whole.write_all(&face).unwrap();
+    whole.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer = read_to_close(&mut whole);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"faces\""), "{answer}");
+
+    let mut cut = connect(&server.url);
+    cut.write_all(head(face.len()).as_bytes()).unwrap();
+    cut.write_all(&face[..face.len() / 2]).unwrap();
+    cut.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer = read_to_close(&mut cut);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("\"status\":400"), "{answer}");
+}
+
+#[test]
+fn a_wrong_method_gets_a_json_405() {
+    let (status, body) = {
+        let server = common::Server::start(&[]);
+        let mut response = agent().get(&format!("{}/v1/predict", server.url)).call().expect("request completes");
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(status, 405, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    assert_eq!(json["status"], 405);
+    assert!(json["error"].as_str().unwrap().contains("GET is not allowed on /v1/predict"), "{json}");
+}
+
+#[test]
+fn shutdown_closes_a_stalled_upload_at_its_deadline_and_a_second_signal_exits_at_once() {
+    use std::io::Write;
+    for (flags, signals) in [(["--shutdown-timeout", "1"], 1), (["--shutdown-timeout", "600"], 2)] {
+        let mut server = common::Server::start(&flags);
+        // Half an upload, then nothing: graceful shutdown alone would wait for it forever.
+        let mut stalled = connect(&server.url);
+        write!(stalled, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n").unwrap();
+        stalled.write_all(&[0u8; 500]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        for _ in 0..signals {
+            server.signal(libc::SIGTERM);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let exit = server.wait();
+        assert!(exit.success(), "{flags:?}: exit status {exit:?}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{flags:?}, {signals} signal(s): exit took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn a_request_whose_client_resets_the_connection_counts_as_abandoned() {
+    use std::io::Write;
+    let server = common::Server::start(&[]);
+    let photo = two_face_photo();
+    let mut gone = connect(&server.url);
+    write!(gone, "POST /v1/predict?tta=ten-crop HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", photo.len()).unwrap();
+    gone.write_all(&photo).unwrap();
+    // Reset only once the request runs (the gauge counts it beside the /metrics request asking):
+    // a reset before the server read the upload discards it unread.
+    let metrics = || get(&format!("{}/metrics", server.url)).1;
+    let running = (0..300).any(|_| metrics().contains("ferlite_http_requests_in_flight 2") || { std::thread::sleep(Duration::from_millis(10)); false });
+    assert!(running, "the request never started: {}", metrics());
+    // SO_LINGER 0: close sends a reset, as a killed client's kernel does.
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on a socket we own, with a correctly sized linger struct.
+    let set = unsafe { libc::setsockopt(std::os::fd::AsRawFd::as_raw_fd(&gone), libc::SOL_SOCKET, libc::SO_LINGER, (&linger as *const libc::linger).cast(), std::mem::size_of::<libc::linger>() as u32) };
+    assert_eq!(set, 0);
+    drop(gone);
+    let counted = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        metrics().contains("ferlite_http_requests_abandoned_total 1")
+    });
+    assert!(counted, "{}", metrics());
 }

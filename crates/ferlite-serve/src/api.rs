@@ -33,6 +33,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/predict", post(predict))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, format!("no such route; try {}", ROUTES.join(", "))) })
+        .method_not_allowed_fallback(|request: Request| async move {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {}; see GET / and POST /v1/predict", request.method(), request.uri().path()))
+        })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -83,6 +86,8 @@ async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
             "concurrency": c.concurrency,
             "queue": c.queue,
             "request_timeout_seconds": c.request_timeout.as_secs_f64(),
+            "header_timeout_seconds": c.header_timeout.as_secs_f64(),
+            "max_connections": c.max_connections,
         },
     }))
 }

@@ -30,6 +30,16 @@ pub struct ServeArgs {
     /// Seconds a request may take in all (over 0, at most a day); past it, 503 (or 408 while still uploading).
     #[arg(long, default_value_t = 30.0, value_parser = over_zero_at_most(86_400.0))]
     timeout: f64,
+    /// Seconds to wait for a complete request header, from when the connection opens or its last
+    /// answer was sent: closes slow-header and idle keep-alive connections (over 0, at most an hour).
+    #[arg(long, default_value_t = 10.0, value_parser = over_zero_at_most(3_600.0))]
+    header_timeout: f64,
+    /// Connections open at once, 1 to 1,000,000; more are answered 503 and closed (keep it under the fd limit, `ulimit -n`).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Seconds open connections get to finish after SIGTERM or Ctrl-C (over 0, at most an hour); a second signal exits at once.
+    #[arg(long, default_value_t = 10.0, value_parser = over_zero_at_most(3_600.0))]
+    shutdown_timeout: f64,
 }
 
 /// A flag's number: finite, over 0 and at most `max` (a limit of 0, NaN or 1e300 is a typo, and
@@ -53,6 +63,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         concurrency: args.concurrency.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), usize::from),
         queue: args.queue as usize,
         request_timeout: Duration::from_secs_f64(args.timeout),
+        header_timeout: Duration::from_secs_f64(args.header_timeout),
+        max_connections: args.max_connections as usize,
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
     };
     // Folded now rather than on the first request, which would otherwise wait for it.
     predictor.fast();
@@ -60,10 +73,24 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
         let addr = listener.local_addr()?;
-        tracing::info!("model {} ({} parameters), limits {:?}", predictor.source, predictor.network.num_params(), config);
+        let c = &config;
+        tracing::info!(
+            "model {} ({} parameters); limits: body {} MiB, image {} MP, {} requests at once and {} waiting, {} s a request, {} s for a header, {} connections",
+            predictor.source,
+            predictor.network.num_params(),
+            args.max_body_mib,
+            args.max_megapixels,
+            c.concurrency,
+            c.queue,
+            args.timeout,
+            args.header_timeout,
+            c.max_connections
+        );
         // On stdout so scripts and tests can read the address when they asked for port 0.
         println!("listening on http://{addr}");
         serve(listener, AppState::new(predictor, config)).await
     })?;
+    // Inference still running on the blocking pool after the deadline is abandoned, not awaited.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
 }
