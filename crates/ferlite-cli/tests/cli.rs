@@ -473,6 +473,11 @@ fn animated_gif_gives_one_record_per_frame() {
         let path = tmp.path().join(format!("drawn/clip.frame{frame:04}.png"));
         assert_eq!(image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).width(), 48);
     }
+    // --max-frames leaves the rest, and says so.
+    let o = ferlite(&["predict", gif.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json", "--max-frames", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2);
+    assert!(stderr(&o).contains("analysed its first 2 frames") && stderr(&o).contains("--max-frames"), "{}", stderr(&o));
 }
 
 /// A PNG whose header says 20000x20000 (400 megapixels) is refused from the header alone: a clear

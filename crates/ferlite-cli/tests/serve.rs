@@ -137,6 +137,11 @@ fn every_bad_request_gets_its_status_and_a_json_error() {
     assert_error((status, None, body), 413, "length limit");
     // 3000x3000 = 9 MP of zeros compresses to a few KB: a small upload that would decode big.
     assert_error(post(&predict, "image/png", &png(&GrayImage::new(3000, 3000))), 422, "3000x3000");
+    // 2.25 MP fits the 4 MP limit, but at 16 bits and 4 channels it takes 27 MB to decode, over the 16 MB a 4 MP image may.
+    let deep = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_fn(1500, 1500, |x, y| image::Rgba([x as u16 * 40, y as u16 * 40, 0, 65535]));
+    let mut deep_png = Vec::new();
+    image::DynamicImage::ImageRgba16(deep).write_to(&mut Cursor::new(&mut deep_png), ImageFormat::Png).unwrap();
+    assert_error(post(&predict, "image/png", &deep_png), 422, "1500x1500 Rgba16 image takes 27 MB");
     assert_error(post(&predict, "image/jpeg", b"this is not an image"), 400, "not an image");
     let mut truncated = png(&GrayImage::from_fn(200, 200, |x, y| image::Luma([(x * y) as u8])));
     truncated.truncate(truncated.len() / 2);
@@ -153,6 +158,22 @@ fn every_bad_request_gets_its_status_and_a_json_error() {
     for status in ["413", "422", "400"] {
         assert!(metrics.contains(&format!("route=\"/v1/predict\",status=\"{status}\"")), "{status} not counted:\n{metrics}");
     }
+    // None of them was decoded: the server's peak memory stayed near its start (model, runtime, buffers).
+    let peak = server.peak_rss_mib();
+    assert!(peak < 300, "peak RSS {peak} MiB after the refused requests");
+}
+
+#[test]
+fn a_request_over_the_whole_decode_budget_gets_422_and_one_within_it_is_served() {
+    let server = common::Server::start(&["--max-decode-mib", "2"]);
+    let predict = format!("{}/v1/predict?faces=whole", server.url);
+    // 1200x1200 RGB: 4.3 MB of pixels, over the 2 MiB all requests may hold.
+    let big = RgbImage::from_fn(1200, 1200, |x, y| image::Rgb([x as u8, y as u8, 0]));
+    let mut bytes = Vec::new();
+    big.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+    assert_error(post(&predict, "image/png", &bytes), 422, "decode budget");
+    let (status, _, body) = post(&predict, "image/png", &png(&GrayImage::from_pixel(600, 600, image::Luma([90]))));
+    assert_eq!(status, 200, "{body}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use super::AppState;
 use ferlite::analyze::{analyze, FaceMode, FaceSearch, FaceTooSmall};
 use ferlite::faces::{ssd::check_min_score, Detector};
 use ferlite::emotion::{EMOTIONS, FACE_SIZE};
-use ferlite::image_io::{decode_bytes, DecodeError};
+use ferlite::image_io::{decode_bytes, read_header, DecodeError};
 use ferlite::predict::Tta;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
@@ -83,6 +83,7 @@ async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
         "limits": {
             "max_body_bytes": c.max_body_bytes,
             "max_pixels": c.max_pixels,
+            "max_decode_bytes": c.max_decode_bytes,
             "concurrency": c.concurrency,
             "queue": c.queue,
             "request_timeout_seconds": c.request_timeout.as_secs_f64(),
@@ -124,10 +125,29 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
         .await
         .map_err(|_| ApiError::busy(format!("waited longer than {seconds} s for a free worker")))?
         .map_err(|_| ApiError::busy("server is at capacity; retry shortly"))?;
+    // The header first (off the executor: the JPEG check reads to the end), so the decode's memory
+    // is reserved before a byte of it is allocated.
+    let (max_pixels, header_body) = (state.config.max_pixels, body.clone());
+    let header = tokio::task::spawn_blocking(move || read_header(&header_body, max_pixels))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("header task failed: {e}")))??;
+    let needed = super::kib(header.peak_bytes);
+    let budget = state.config.max_decode_bytes;
+    if header.peak_bytes > budget {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a {}x{} image takes {} MB to decode, more than the server's whole decode budget of {} MB (--max-decode-mib)", header.width, header.height, header.peak_bytes.div_ceil(1_000_000), budget / 1_000_000),
+        ));
+    }
+    let memory = tokio::time::timeout_at(deadline, state.decode_budget.clone().acquire_many_owned(needed))
+        .await
+        .map_err(|_| ApiError::busy(format!("waited longer than {seconds} s for decode memory")))?
+        .map_err(|_| ApiError::busy("server is shutting down"))?;
     let queued = started.elapsed();
     let worker_state = state.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _permit = permit; // held until inference really ends, even if the request timed out
+        let _memory = memory;
         let t0 = Instant::now();
         let photo = decode_bytes(&body, worker_state.config.max_pixels)?;
         let decoded = t0.elapsed();

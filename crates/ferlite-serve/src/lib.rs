@@ -31,6 +31,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Largest decoded image; larger gets 422 (checked from the header, before decoding).
     pub max_pixels: u64,
+    /// Decoded pixels all requests together may hold at once; a request waits for its share, and
+    /// one that alone needs more gets 422.
+    pub max_decode_bytes: u64,
     /// Requests processed at once.
     pub concurrency: usize,
     /// Requests allowed to wait for a slot; beyond that, 503 with `Retry-After`.
@@ -51,14 +54,22 @@ pub struct AppState {
     pub predictor: Predictor,
     pub config: ServeConfig,
     pub admission: Admission,
+    /// `max_decode_bytes` in KiB permits, held by each request while it decodes and analyses.
+    pub decode_budget: Arc<Semaphore>,
     pub metrics: metrics::Metrics,
 }
 
 impl AppState {
     pub fn new(predictor: Predictor, config: ServeConfig) -> Arc<Self> {
         let admission = Admission::new(config.concurrency, config.queue);
-        Arc::new(AppState { predictor, config, admission, metrics: metrics::Metrics::default() })
+        let decode_budget = Arc::new(Semaphore::new(kib(config.max_decode_bytes) as usize));
+        Arc::new(AppState { predictor, config, admission, decode_budget, metrics: metrics::Metrics::default() })
     }
+}
+
+/// Bytes as KiB permits, rounded up (a semaphore takes at most u32 permits at once: 4 TiB).
+pub fn kib(bytes: u64) -> u32 {
+    bytes.div_ceil(1024).min(u32::MAX as u64) as u32
 }
 
 /// Serves on `listener` until SIGTERM or Ctrl-C; then stops accepting and gives open connections

@@ -19,8 +19,10 @@ pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "we
 /// it is converted). Larger images are refused with [`DecodeError::TooLarge`].
 pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
 
-/// Most frames read from one animated GIF.
-pub const MAX_GIF_FRAMES: usize = 10_000;
+/// Bytes a decoded pixel may take at the pixel limit (8-bit RGBA): an image of deeper pixels
+/// (16-bit, float) may have proportionally fewer, so no decode holds more than
+/// `max_pixels * BUDGET_BYTES_PER_PIXEL` bytes of pixels, whatever its format claims.
+pub const BUDGET_BYTES_PER_PIXEL: u64 = 4;
 
 /// Why bytes could not become an image.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,31 @@ pub enum DecodeError {
     Corrupt(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What decoding an image will take, read from its header alone.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageHeader {
+    pub width: u32,
+    pub height: u32,
+    /// The decoder's pixel buffer plus, for deeper than 8-bit images, the 8-bit copy made of it:
+    /// the most decoding holds at once.
+    pub peak_bytes: u64,
+}
+
+/// The header of an image held in memory: its size and what decoding it will cost, checked
+/// against `max_pixels` and the memory budget as [`decode_bytes`] checks them.
+pub fn read_header(bytes: &[u8], max_pixels: u64) -> Result<ImageHeader, DecodeError> {
+    let decoder = checked_decoder(Cursor::new(bytes), max_pixels)?;
+    let (width, height) = decoder.dimensions();
+    Ok(ImageHeader { width, height, peak_bytes: peak_bytes(&decoder) })
+}
+
+fn peak_bytes(decoder: &impl ImageDecoder) -> u64 {
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let copy = if color.bytes_per_pixel() > color.channel_count() { width as u64 * height as u64 * color.channel_count() as u64 } else { 0 };
+    decoder.total_bytes() + copy
 }
 
 pub fn is_image_file(path: &Path) -> bool {
@@ -122,8 +149,18 @@ fn jpeg_reaches_its_end(data: impl BufRead) -> std::io::Result<bool> {
 }
 
 /// Every image's one way in (files and bytes alike): a JPEG cut before its end is refused, the
-/// size is checked from the header, then the pixels are decoded and turned upright.
-fn decode<R: BufRead + Seek>(mut source: R, max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+/// size and memory are checked from the header, then the pixels are decoded, brought to 8 bits a
+/// channel (all that detection and the network use) and turned upright.
+fn decode<R: BufRead + Seek>(source: R, max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+    let mut decoder = checked_decoder(source, max_pixels)?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = to_8_bits(DynamicImage::from_decoder(decoder).map_err(corrupt)?);
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// The decoder for `source`, once the JPEG end, the pixel count and the memory budget are checked.
+fn checked_decoder<'a, R: BufRead + Seek + 'a>(mut source: R, max_pixels: u64) -> Result<impl ImageDecoder + 'a, DecodeError> {
     let start = source.stream_position()?;
     if !jpeg_reaches_its_end(&mut source)? {
         return Err(DecodeError::Corrupt("the JPEG data ends before its end-of-image marker (truncated file?)".into()));
@@ -134,12 +171,31 @@ fn decode<R: BufRead + Seek>(mut source: R, max_pixels: u64) -> Result<DynamicIm
         return Err(DecodeError::Unsupported);
     }
     reader.limits(allocation_limits(max_pixels));
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let decoder = reader.into_decoder().map_err(corrupt)?;
     check_pixels(&decoder, max_pixels)?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    img.apply_orientation(orientation);
-    Ok(img)
+    let budget = max_pixels.saturating_mul(BUDGET_BYTES_PER_PIXEL);
+    if peak_bytes(&decoder) > budget {
+        let (width, height) = decoder.dimensions();
+        return Err(DecodeError::OverMemoryLimit(format!(
+            "a {width}x{height} {:?} image takes {} MB to decode, more than the {} MB allowed at a limit of {max_pixels} pixels",
+            decoder.color_type(),
+            peak_bytes(&decoder).div_ceil(1_000_000),
+            budget / 1_000_000
+        )));
+    }
+    Ok(decoder)
+}
+
+/// 16-bit and float images as 8-bit ones with the same channels, the deep buffer dropped at once.
+fn to_8_bits(img: DynamicImage) -> DynamicImage {
+    use DynamicImage::*;
+    match img {
+        ImageLuma16(_) => ImageLuma8(img.to_luma8()),
+        ImageLumaA16(_) => ImageLumaA8(img.to_luma_alpha8()),
+        ImageRgb16(_) | ImageRgb32F(_) => ImageRgb8(img.to_rgb8()),
+        ImageRgba16(_) | ImageRgba32F(_) => ImageRgba8(img.to_rgba8()),
+        eight_bit => eight_bit,
+    }
 }
 
 fn corrupt(e: image::ImageError) -> DecodeError {
@@ -189,19 +245,45 @@ fn allocation_limits(max_pixels: u64) -> image::Limits {
     limits
 }
 
-/// Calls `each` with every frame of an animated GIF, in order, composited as a viewer shows it.
-/// Frames are decoded one at a time, so memory stays at one frame however long the GIF is.
-pub fn for_each_gif_frame(path: &Path, mut each: impl FnMut(usize, DynamicImage) -> anyhow::Result<()>) -> Result<(), DataError> {
+/// What [`for_each_gif_frame`] read of an animation.
+#[derive(Debug, Default)]
+pub struct GifFrames {
+    /// Indices of frames with no pixels (0x0), passed over.
+    pub skipped: Vec<usize>,
+    /// Whether the GIF has frames past the cap, left unread.
+    pub more_frames: bool,
+}
+
+/// Calls `each` with the frames of an animated GIF, in order, composited as a viewer shows them,
+/// up to `max_frames` (a 240 KB GIF can hold 10,000 large frames: hours of work). Frames are
+/// decoded one at a time, so memory stays at one frame however long the GIF is. A frame of no
+/// pixels is passed over (and listed), not taken for the end of the file.
+pub fn for_each_gif_frame(path: &Path, max_frames: usize, mut each: impl FnMut(usize, DynamicImage) -> anyhow::Result<()>) -> Result<GifFrames, DataError> {
     let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
     let decoder = gif_decoder(path).map_err(|e| match e {
         DecodeError::Io(error) => DataError::io(path, error),
         other => bad(other.to_string()),
     })?;
-    for (index, frame) in decoder.into_frames().take(MAX_GIF_FRAMES).enumerate() {
-        let frame = frame.map_err(|e| bad(format!("frame {index}: {e}")))?;
+    let mut read = GifFrames::default();
+    let mut analysed = 0;
+    for (index, frame) in decoder.into_frames().enumerate() {
+        let frame = match frame {
+            Ok(frame) => frame,
+            // The decoder reads a 0x0 frame as an "odd-sized buffer" and goes on to the next one.
+            Err(e) if e.to_string().contains("odd-sized buffer") && read.skipped.len() < max_frames => {
+                read.skipped.push(index);
+                continue;
+            }
+            Err(e) => return Err(bad(format!("frame {index}: {e}"))),
+        };
+        if analysed == max_frames {
+            read.more_frames = true;
+            break;
+        }
         each(index, DynamicImage::ImageRgba8(frame.into_buffer())).map_err(|e| bad(format!("frame {index}: {e:#}")))?;
+        analysed += 1;
     }
-    Ok(())
+    Ok(read)
 }
 
 /// Any image as a 48x48 gray face: converted to luma, resized (Catmull-Rom) when it is another size.
@@ -240,6 +322,42 @@ mod tests {
         gif
     }
 
+    /// A 1x1 GIF with a frame per entry of `sizes`: 1x1 where it says 1, 0x0 where it says 0.
+    fn gif_with_frames(sizes: &[u8]) -> Vec<u8> {
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend([1, 0, 1, 0, 0x80, 0, 0, 0xff, 0xff, 0xff, 0, 0, 0]);
+        for &side in sizes {
+            gif.extend([0x21, 0xf9, 4, 0, 10, 0, 0, 0]); // graphic control: 0.1 s a frame
+            gif.extend([0x2c, 0, 0, 0, 0, side, 0, side, 0, 0]);
+            if side == 0 {
+                gif.extend([2, 1, 0x2c, 0]); // clear and end codes only
+            } else {
+                gif.extend([2, 2, 0x44, 0x01, 0]);
+            }
+        }
+        gif.push(0x3b);
+        gif
+    }
+
+    #[test]
+    fn gif_frames_past_the_cap_are_left_and_a_zero_size_frame_is_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("clip.gif");
+        std::fs::write(&path, gif_with_frames(&[1, 0, 1, 1, 1])).unwrap();
+        let mut seen = Vec::new();
+        let read = for_each_gif_frame(&path, 100, |index, _| {
+            seen.push(index);
+            Ok(())
+        }).unwrap();
+        assert_eq!((seen.as_slice(), read.skipped.as_slice(), read.more_frames), ([0, 2, 3, 4].as_slice(), [1].as_slice(), false));
+        seen.clear();
+        let read = for_each_gif_frame(&path, 2, |index, _| {
+            seen.push(index);
+            Ok(())
+        }).unwrap();
+        assert_eq!((seen.as_slice(), read.more_frames), ([0, 2].as_slice(), true));
+    }
+
     #[test]
     fn a_tiny_gif_claiming_a_huge_canvas_is_refused_before_any_frame_is_allocated() {
         let tmp = tempfile::tempdir().unwrap();
@@ -248,7 +366,7 @@ mod tests {
         assert!(!is_animated_gif(&path));
         let err = open_image(&path).unwrap_err().to_string();
         assert!(err.contains("huge.gif") && err.contains("65535x65535") && err.contains("limit"), "{err}");
-        let err = for_each_gif_frame(&path, |_, _| Ok(())).unwrap_err().to_string();
+        let err = for_each_gif_frame(&path, 10, |_, _| Ok(())).unwrap_err().to_string();
         assert!(err.contains("65535x65535"), "{err}");
         // The same file at its own size decodes.
         std::fs::write(&path, gif_claiming(1)).unwrap();
@@ -279,6 +397,22 @@ mod tests {
         assert!(matches!(err, DecodeError::TooLarge { width: 300, height: 200, .. }), "{err}");
         assert!(err.to_string().contains("300x200"), "{err}");
         assert_eq!(decode_bytes(&png(300, 200), 60_000).unwrap().width(), 300);
+    }
+
+    #[test]
+    fn deep_pixels_count_against_the_memory_budget_and_decode_to_8_bits() {
+        let deep = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_pixel(100, 100, image::Rgba([65535, 0, 0, 65535]));
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgba16(deep).write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+        // 10,000 pixels of 8 bytes, plus their 8-bit copy: 120 KB, over the 4-bytes-a-pixel budget
+        // of a 20,000-pixel limit (80 KB) though under the pixel count.
+        let header = read_header(&bytes, 40_000).unwrap();
+        assert_eq!((header.width, header.height, header.peak_bytes), (100, 100, 120_000));
+        let err = decode_bytes(&bytes, 20_000).unwrap_err();
+        assert!(matches!(err, DecodeError::OverMemoryLimit(_)) && err.to_string().contains("100x100 Rgba16"), "{err}");
+        let img = decode_bytes(&bytes, 40_000).unwrap();
+        assert!(matches!(img, DynamicImage::ImageRgba8(_)), "{:?}", img.color());
+        assert_eq!(img.to_rgba8().get_pixel(5, 5).0, [255, 0, 0, 255]);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct PredictArgs {
     /// gives one file per frame (`out.png` → `out.frame0000.png`, `out.frame0001.png`, ...).
     #[arg(long, value_name = "PATH")]
     annotate: Option<PathBuf>,
+    /// Most frames analysed of one animated GIF (1 to 1,000,000); the rest are left, with a warning.
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_frames: u32,
 }
 
 impl PredictArgs {
@@ -125,12 +128,19 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
 /// One input file: a still image, or every frame of an animated GIF.
 fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
     if is_animated_gif(file) {
-        for_each_gif_frame(file, |frame, image| {
+        let read = for_each_gif_frame(file, args.max_frames as usize, |frame, image| {
             let faces = analyze(predictor, &image, args.face_search(), args.tta)?;
             progress.suspend(|| sink.faces(file, Some(frame), &faces))?;
             // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
             annotate_to.map_or(Ok(()), |out| draw(&image, &faces, &frame_path(out, frame)))
         })?;
+        let name = file.display();
+        if !read.skipped.is_empty() {
+            progress.suspend(|| tracing::warn!("{name}: skipped {} frames of no pixels (frames {:?})", read.skipped.len(), read.skipped));
+        }
+        if read.more_frames {
+            progress.suspend(|| tracing::warn!("{name}: analysed its first {} frames and left the rest (raise --max-frames for more)", args.max_frames));
+        }
         return Ok(());
     }
     let photo = open_image(file)?;

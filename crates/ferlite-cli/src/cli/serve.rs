@@ -18,9 +18,14 @@ pub struct ServeArgs {
     /// Largest request body in MiB (over 0, at most 4096); larger uploads get 413.
     #[arg(long, default_value_t = 10.0, value_parser = over_zero_at_most(4096.0))]
     max_body_mib: f64,
-    /// Largest image in megapixels (over 0, at most 100, predict's limit too); larger get 422 before decoding.
-    #[arg(long, default_value_t = 50.0, value_parser = over_zero_at_most(100.0))]
+    /// Largest image in megapixels (over 0, at most 100, predict's limit); larger get 422 before decoding.
+    /// The default takes a 24 MP camera's photos; detection works on at most ~1280 px a side anyway.
+    #[arg(long, default_value_t = 25.0, value_parser = over_zero_at_most(100.0))]
     max_megapixels: f64,
+    /// MiB of decoded pixels all requests may hold at once (over 0, at most 1,048,576); a request
+    /// waits for its share, and one that alone needs more (a 16-bit or RGBA image counts its bytes) gets 422.
+    #[arg(long, default_value_t = 1024.0, value_parser = over_zero_at_most(1_048_576.0))]
+    max_decode_mib: f64,
     /// Requests processed at once, 1 to 1024 (default: number of cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: Option<u16>,
@@ -60,6 +65,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mib * 1024.0 * 1024.0) as usize,
         max_pixels: (args.max_megapixels * 1e6) as u64,
+        max_decode_bytes: (args.max_decode_mib * 1024.0 * 1024.0) as u64,
         concurrency: args.concurrency.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), usize::from),
         queue: args.queue as usize,
         request_timeout: Duration::from_secs_f64(args.timeout),
@@ -75,11 +81,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let addr = listener.local_addr()?;
         let c = &config;
         tracing::info!(
-            "model {} ({} parameters); limits: body {} MiB, image {} MP, {} requests at once and {} waiting, {} s a request, {} s for a header, {} connections",
+            "model {} ({} parameters); limits: body {} MiB, image {} MP, decoding {} MiB, {} requests at once and {} waiting, {} s a request, {} s for a header, {} connections",
             predictor.source,
             predictor.network.num_params(),
             args.max_body_mib,
             args.max_megapixels,
+            args.max_decode_mib,
             c.concurrency,
             c.queue,
             args.timeout,
