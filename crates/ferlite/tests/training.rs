@@ -133,6 +133,10 @@ fn resume_without_checkpoint_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let err = Trainer::resume(tmp.path()).err().unwrap().to_string();
     assert!(err.contains("no checkpoint"), "{err}");
+    // A model's weights where the checkpoint should be: named for what they are.
+    common::untrained_model(&tmp.path().join("checkpoint.safetensors"));
+    let err = Trainer::resume(tmp.path()).err().unwrap().to_string();
+    assert!(err.contains("not a checkpoint but a model's weights") && err.contains("--init"), "{err}");
 }
 
 /// A run whose loss turns NaN stops at once with an error that says so, and saves nothing of that

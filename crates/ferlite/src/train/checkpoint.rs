@@ -53,7 +53,14 @@ impl Checkpoint {
         let file = TensorFile::read(&path)?;
         let ctx = || format!("{}: not a usable checkpoint", path.display());
         let network = Network::from_tensor_file(&file).with_context(ctx)?;
-        let state: TrainState = serde_json::from_str(file.metadata.get(STATE_KEY).with_context(ctx)?).with_context(ctx)?;
+        let Some(state) = file.metadata.get(STATE_KEY) else {
+            bail!(
+                "{}: not a checkpoint but a model's weights (it has no training state: epoch, optimiser moments, schedule); \
+                 resume from the run folder's {CHECKPOINT_FILE} as `ferlite train` wrote it, or start a run on these weights with --init",
+                path.display()
+            );
+        };
+        let state: TrainState = serde_json::from_str(state).with_context(ctx)?;
         let mut optimizer = Optimizer::new(state.config.optimizer.clone(), network.param_layout.decay_mask());
         optimizer.steps = file.metadata.get("ferlite.optimizer_steps").and_then(|s| s.parse().ok()).unwrap_or(0);
         file.read_layout("optimizer.first.", &network.param_layout, &mut optimizer.first).with_context(ctx)?;
