@@ -413,3 +413,38 @@ fn a_request_whose_client_resets_the_connection_counts_as_abandoned() {
     });
     assert!(counted, "{}", metrics());
 }
+
+/// Multipart uploads damaged in one to four places (bytes changed, cut, inserted: boundaries,
+/// headers and image alike) each get a client error or an answer, never a 5xx, and the server
+/// stays up. Seeded: a failure names the case.
+#[test]
+fn damaged_multipart_bodies_get_client_errors_never_server_errors() {
+    use rand::Rng;
+    let server = common::Server::start(&[]);
+    let predict = format!("{}/v1/predict?faces=whole", server.url);
+    let face = png(&GrayImage::from_raw(48, 48, common::synthetic_face(2, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3))).unwrap());
+    let mut valid = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+    valid.extend_from_slice(&face);
+    valid.extend_from_slice(b"\r\n--XyZ--\r\n");
+    assert_eq!(post(&predict, "multipart/form-data; boundary=XyZ", &valid).0, 200);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(40);
+    let mut refused = 0;
+    for case in 0..200 {
+        let mut body = valid.clone();
+        for _ in 0..rng.random_range(1..=4) {
+            let at = rng.random_range(0..body.len());
+            match rng.random_range(0..4) {
+                0 => body[at] = rng.random(),
+                1 => drop(body.drain(at..(at + rng.random_range(1..64)).min(body.len()))),
+                2 => drop(body.splice(at..at, (0..rng.random_range(1..64)).map(|_| rng.random::<u8>()).collect::<Vec<_>>())),
+                _ => body.truncate(at.max(1)),
+            }
+        }
+        let (status, _, json) = post(&predict, "multipart/form-data; boundary=XyZ", &body);
+        assert!(status == 200 || (400..500).contains(&status), "case {case}: {status} {json}");
+        assert_eq!(json["status"].as_u64().unwrap_or(200), status as u64, "case {case}: {json}");
+        refused += usize::from(status != 200);
+    }
+    assert!(refused > 0, "no damaged body was refused");
+    assert_eq!(get(&format!("{}/healthz", server.url)).0, 200);
+}

@@ -1,4 +1,4 @@
-//! Damaged inputs never panic and never abort: valid images, model files and CSVs with bytes
+//! Damaged inputs never panic and never abort: valid images, animated GIFs, model files and CSVs with bytes
 //! flipped, inserted, deleted or cut off are each either read or refused with an error. The
 //! mutations are seeded, so a failure names the seed and the case that reproduces it;
 //! `FERLITE_MUTATIONS=N` runs N per input instead of the default (a longer search than CI's).
@@ -78,6 +78,33 @@ fn damaged_images_of_every_format_decode_or_are_refused() {
         });
         assert!(refused > 0, "{format:?}: no damaged copy was refused");
     }
+}
+
+#[test]
+fn damaged_animated_gifs_play_or_are_refused() {
+    use image::codecs::gif::GifEncoder;
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut valid = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut valid);
+        for class in 0..4 {
+            let face = image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(48, 48, common::synthetic_face(class, &mut rng)).unwrap());
+            encoder.encode_frame(image::Frame::from_parts(face.to_rgba8(), 0, 0, image::Delay::from_numer_denom_ms(100, 1))).unwrap();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("clip.gif");
+    let play = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        ferlite::image_io::for_each_gif_frame(&path, 10, |_, frame| {
+            assert_eq!(ferlite::image_io::face_pixels(&frame).len(), 48 * 48);
+            Ok(())
+        })
+        .is_ok()
+    };
+    assert!(play(&valid), "the undamaged GIF must play");
+    let refused = survives_damage("animated GIF", &valid, 30, play);
+    assert!(refused > 0, "no damaged GIF was refused");
 }
 
 #[test]
