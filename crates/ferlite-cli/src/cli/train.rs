@@ -32,21 +32,28 @@ pub struct TrainArgs {
     /// Print the effective config as JSON and exit.
     #[arg(long)]
     print_config: bool,
+    /// Epochs to train (default 80); with --resume, a new total to go on to.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Faces per optimiser step (default 64).
     #[arg(long)]
     batch_size: Option<usize>,
     /// Peak learning rate.
     #[arg(long)]
     lr: Option<f32>,
+    /// Optimiser (default adamw).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerKind>,
+    /// Learning-rate schedule (default cosine, with 2 warm-up epochs).
     #[arg(long, value_enum)]
     schedule: Option<ScheduleKind>,
+    /// Weight decay (AdamW: decoupled, default 0.05; SGD: L2); biases and norms are not decayed.
     #[arg(long)]
     weight_decay: Option<f32>,
+    /// Label smoothing, 0 to under 1 (default 0.1): the target puts this much mass on the other classes.
     #[arg(long)]
     label_smoothing: Option<f32>,
+    /// Class weights in the loss (default none).
     #[arg(long, value_enum)]
     class_weighting: Option<ClassWeighting>,
     /// Seeds initialisation, shuffling, augmentation and dropout.

@@ -86,8 +86,7 @@ pub enum Detector {
     /// doubles the time of `both`.
     #[default]
     All,
-    /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~2x faster, fewer faces
-    /// (the default until 2026-11-27).
+    /// SSD and SeetaFace merged as `all` merges them, without MMOD: ~2x faster, fewer faces.
     Both,
     /// face-api's SSD MobileNet v1 (from `@vladmandic/face-api`), ~115 ms a photo on one core.
     Ssd,

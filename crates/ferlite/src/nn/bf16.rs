@@ -23,7 +23,7 @@ pub enum Precision {
     /// f32 throughout: the same answers on every CPU.
     #[default]
     F32,
-    /// bfloat16 operands, f32 sums: about twice as fast; needs AVX-512 BF16 ([`available`]).
+    /// bfloat16 operands, f32 sums: about twice as fast; needs a CPU with AVX-512 BF16.
     /// On the embedded model, val/ accuracy moves by at most 0.3 points (docs/performance.md).
     Bf16,
 }
