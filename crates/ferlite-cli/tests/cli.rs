@@ -373,8 +373,10 @@ fn predict_on_a_photo_finds_the_face_and_reports_its_box() {
     assert!(EMOTION_NAMES.contains(&faces[0]["emotion"].as_str().unwrap()));
 
     let annotated = tmp.path().join("annotated.png");
-    let o = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--annotate", annotated.to_str().unwrap()]);
+    // At the default log level, as a user runs it: the command says where the drawing went.
+    let o = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(["predict", photo, "--model", model.to_str().unwrap(), "--annotate", annotated.to_str().unwrap()]).env_remove("RUST_LOG").output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("annotated image written to {}", annotated.display())), "{}", stderr(&o));
     let (original, drawn) = (image::open(photo).unwrap().to_rgb8(), image::open(&annotated).unwrap().to_rgb8());
     assert_eq!(original.dimensions(), drawn.dimensions());
     let changed = original.pixels().zip(drawn.pixels()).filter(|(a, b)| a != b).count();

@@ -118,6 +118,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     progress.finish_and_clear();
     sink.finish()?;
+    match &args.annotate {
+        Some(target) if single && failures == 0 => tracing::info!("annotated image written to {}", target.display()),
+        Some(target) if files.len() > failures => tracing::info!("annotated images written into {}/", target.display()),
+        _ => {}
+    }
     let inputs = files.len() + unlisted.len();
     if failures > 0 && inputs > 1 {
         eprintln!("{failures} of {inputs} inputs failed");

@@ -23,11 +23,19 @@ fn split_dir(path: &Path, split: Option<Split>) -> Result<PathBuf, DataError> {
             return Ok(dir);
         }
     }
-    let hint = match split {
-        Some(s) => format!(" and no `{}/` split folder", s.folder_names()[0]),
-        None => " (pass --split to pick train/, val/ or test/)".to_string(),
+    let present: Vec<String> = subdirs(path)?
+        .iter()
+        .filter_map(|d| dir_name(d))
+        .filter(|n| [Split::Train, Split::Val, Split::Test].iter().any(|s| s.folder_names().contains(&n.to_ascii_lowercase().as_str())))
+        .map(|n| format!("{n}/"))
+        .collect();
+    let asked = if split.is_some() { "the" } else { "the default" };
+    let hint = if present.is_empty() {
+        format!("no class folders (angry/, happy/, ...) and no `{}/` split folder ({asked} split)", wanted.folder_names()[0])
+    } else {
+        format!("no `{}/` split folder ({asked} split); it has {}: pass --split to pick one", wanted.folder_names()[0], present.join(", "))
     };
-    Err(DataError::NoFaces { path: path.to_path_buf(), hint: format!(": no class folders (angry/, happy/, ...){hint}") })
+    Err(DataError::NoFaces { path: path.to_path_buf(), hint: format!(": {hint}") })
 }
 
 fn subdirs(path: &Path) -> Result<Vec<PathBuf>, DataError> {
@@ -155,5 +163,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let err = load_folder(tmp.path(), Some(Split::Val), BadInput::Abort).unwrap_err().to_string();
         assert!(err.contains("no class folders") && err.contains("val/"), "{err}");
+        // A FER2013 root with only val/: the default split test/ is missing, and val/ is offered.
+        face(&tmp.path().join("val"), "happy", "ok.png", 1);
+        let err = load_folder(tmp.path(), None, BadInput::Abort).unwrap_err().to_string();
+        assert!(err.contains("no `test/` split folder (the default split)") && err.contains("it has val/") && err.contains("--split"), "{err}");
     }
 }
