@@ -9,7 +9,7 @@ is inside it), then point the same job at shared storage:
 
     spark-submit --master spark://head:7077 spark_label_images.py s3a://bucket/frames/ s3a://bucket/emotions.parquet
 
-Columns are those of ``ferlite predict --format csv``, with ``path`` for its ``file``: path, face,
+Columns are the face columns of ``ferlite predict --format csv``, with ``path`` for its ``file``: path, face,
 x, y, width, height, score (the detector's; null for a whole-image face crop), emotion,
 confidence, the seven probabilities (angry ... neutral), and error (set, with the faces' columns
 null, for a file that is not a readable image). An image without faces gives no row.

@@ -421,14 +421,14 @@ fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
     assert_clean_error(&o, &["broken.jpg"]);
     let mut reader = csv::Reader::from_path(&csv).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(&header[..3], ["file", "frame", "face"]);
-    assert_eq!(header.len(), 10 + 7 + 1);
+    assert_eq!(&header[..6], ["file", "frame", "image_width", "image_height", "faces", "face"]);
+    assert_eq!(header.len(), 14 + 7 + 1);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3, "two faces and one error row");
-    assert!(rows[0][0].ends_with("a.png") && EMOTION_NAMES.contains(&&rows[0][8]));
+    assert!(rows[0][0].ends_with("a.png") && EMOTION_NAMES.contains(&&rows[0][12]));
     let error_row = rows.iter().find(|r| r[0].ends_with("broken.jpg")).unwrap();
-    assert!(error_row[17].contains("cannot decode"), "{error_row:?}");
-    let probabilities: f64 = rows[1].iter().skip(10).take(7).map(|v| v.parse::<f64>().unwrap()).sum();
+    assert!(error_row[21].contains("cannot decode"), "{error_row:?}");
+    let probabilities: f64 = rows[1].iter().skip(14).take(7).map(|v| v.parse::<f64>().unwrap()).sum();
     assert!((probabilities - 1.0).abs() < 1e-3);
 }
 
@@ -536,4 +536,29 @@ fn export_weights_keeps_the_parameters_and_the_recorded_accuracy() {
 
     let o = ferlite(&["export", "--model", trained.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("--onnx <FILE>|--weights <FILE>"), "{}", stderr(&o));
+}
+
+#[test]
+fn csv_and_jsonl_give_every_image_a_record_with_its_size_and_each_face_its_detector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.safetensors");
+    common::untrained_model(&model);
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::copy(common::demo_photo_path(), photos.join("a.jpg")).unwrap();
+    image::GrayImage::new(320, 240).save(photos.join("b.png")).unwrap();
+    let o = ferlite(&["predict", photos.to_str().unwrap(), "--model", model.to_str().unwrap(), "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut rows = csv::Reader::from_reader(out.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let column = |row: &csv::StringRecord, name: &str| row[header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"))].to_string();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!([column(&rows[0], "image_width"), column(&rows[0], "faces"), column(&rows[0], "face"), column(&rows[0], "detector")], ["512", "1", "1", "ssd"], "{out}");
+    assert_eq!([column(&rows[1], "image_width"), column(&rows[1], "image_height"), column(&rows[1], "faces"), column(&rows[1], "emotion")], ["320", "240", "0", ""], "{out}");
+    let o = ferlite(&["predict", photos.join("b.png").to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);
+    let record: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(record["image"], serde_json::json!({ "width": 320, "height": 240 }));
+    assert_eq!(record["faces"], serde_json::json!([]));
 }

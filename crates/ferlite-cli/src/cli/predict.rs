@@ -72,9 +72,10 @@ fn face_score(value: &str) -> Result<f32, String> {
 enum Format {
     /// `file[ face N at x,y WxH]: emotion (confidence%) [all seven]`, or `file: no face found`.
     Text,
-    /// `{"file", "frame"?, "faces": [{"box", "emotion", "confidence", "probabilities"}]}` or `{"file", "error"}`.
+    /// `{"file", "frame"?, "image": {"width", "height"}, "faces": [{"box", "emotion", "confidence", "probabilities"}]}` or `{"file", "error"}`.
     Jsonl,
-    /// `file,frame,face,x,y,width,height,score,emotion,confidence,<seven probabilities>,error`; no row for a photo without faces.
+    /// `file,frame,image_width,image_height,faces,face,detector,x,y,width,height,score,emotion,confidence,<seven probabilities>,error`:
+    /// a row per face, and one with `faces` 0 for an image without any.
     Csv,
 }
 
@@ -135,7 +136,7 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
     if is_animated_gif(file) {
         let read = for_each_gif_frame(file, args.max_frames as usize, |frame, image| {
             let faces = analyze(predictor, &image, args.face_search(), args.tta)?;
-            progress.suspend(|| sink.faces(file, Some(frame), &faces))?;
+            progress.suspend(|| sink.faces(file, Some(frame), (image.width(), image.height()), &faces))?;
             // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
             annotate_to.map_or(Ok(()), |out| draw(&image, &faces, &frame_path(out, frame)))
         })?;
@@ -150,7 +151,7 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
     }
     let photo = open_image(file)?;
     let faces = analyze(predictor, &photo, args.face_search(), args.tta).with_context(|| file.display().to_string())?;
-    progress.suspend(|| sink.faces(file, None, &faces))?;
+    progress.suspend(|| sink.faces(file, None, (photo.width(), photo.height()), &faces))?;
     annotate_to.map_or(Ok(()), |out| draw(&photo, &faces, out))
 }
 
@@ -182,18 +183,18 @@ impl Sink {
             return Ok(Sink { format, out, csv: None });
         }
         let mut csv = csv::Writer::from_writer(out);
-        let mut header = vec!["file", "frame", "face", "x", "y", "width", "height", "score", "emotion", "confidence"];
+        let mut header = vec!["file", "frame", "image_width", "image_height", "faces", "face", "detector", "x", "y", "width", "height", "score", "emotion", "confidence"];
         header.extend(EMOTIONS);
         header.push("error");
         csv.write_record(&header)?;
         Ok(Sink { format, out: Box::new(std::io::sink()), csv: Some(csv) })
     }
 
-    fn faces(&mut self, file: &Path, frame: Option<usize>, faces: &[FaceResult]) -> Result<()> {
+    fn faces(&mut self, file: &Path, frame: Option<usize>, (width, height): (u32, u32), faces: &[FaceResult]) -> Result<()> {
         let name = file.display().to_string();
         match self.format {
             Format::Jsonl => {
-                let mut record = json!({ "file": name, "faces": faces });
+                let mut record = json!({ "file": name, "image": { "width": width, "height": height }, "faces": faces });
                 if let Some(i) = frame {
                     record["frame"] = json!(i);
                 }
@@ -201,9 +202,18 @@ impl Sink {
             }
             Format::Csv => {
                 let csv = self.csv.as_mut().expect("csv writer");
+                let image = [name.clone(), frame.map(|v| v.to_string()).unwrap_or_default(), width.to_string(), height.to_string(), faces.len().to_string()];
+                if faces.is_empty() {
+                    // Processed and no face: a row still, unlike a file never read (its row has the error).
+                    let mut row = image.to_vec();
+                    row.extend(std::iter::repeat_n(String::new(), 9 + EMOTIONS.len() + 1));
+                    csv.write_record(&row)?;
+                }
                 for (i, f) in faces.iter().enumerate() {
                     let b = &f.face_box;
-                    let mut row = vec![name.clone(), frame.map(|v| v.to_string()).unwrap_or_default(), (i + 1).to_string()];
+                    let mut row = image.to_vec();
+                    row.push((i + 1).to_string());
+                    row.push(b.detector.and_then(|d| clap::ValueEnum::to_possible_value(&d)).map_or_else(|| "whole-image".to_string(), |v| v.get_name().to_string()));
                     row.extend([b.x, b.y, b.width, b.height].map(|v| v.to_string()));
                     row.push(b.score.map(|s| format!("{s:.2}")).unwrap_or_default());
                     row.push(f.prediction.emotion.to_string());
@@ -239,7 +249,7 @@ impl Sink {
             Format::Jsonl => writeln!(self.out, "{}", json!({ "file": name, "error": message }))?,
             Format::Csv => {
                 let mut row = vec![name];
-                row.extend(std::iter::repeat_n(String::new(), 9 + EMOTIONS.len()));
+                row.extend(std::iter::repeat_n(String::new(), 13 + EMOTIONS.len()));
                 row.push(message.to_string());
                 self.csv.as_mut().expect("csv writer").write_record(&row)?;
             }
