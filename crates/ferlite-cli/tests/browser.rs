@@ -53,7 +53,7 @@ fn page_draws_faces_for_an_uploaded_photo_and_the_live_webcam() {
     let root = common::repo_root();
     let browser_dir = root.join("crates/ferlite-cli/tests/browser");
     if let Some(missing) = missing_tools(&browser_dir) {
-        eprintln!("skipping the browser test: {missing} is not installed");
+        common::skip("the browser test", &format!("{missing} is not installed"), common::Provided::ByCi);
         return;
     }
     let server = common::Server::start(&[]);

@@ -100,7 +100,7 @@ fn predicts_a_face_crop_and_a_photo_with_two_faces() {
             assert_eq!(body["faces"].as_array().unwrap().len(), 1, "a 48x48 FER2013 file is one face crop: {body}");
             assert_eq!(body["image"]["width"], 48);
         }
-        None => eprintln!("skipping the FER2013 file: {} not present", val_happy.display()),
+        None => common::skip("the FER2013 file", &format!("{} not present", val_happy.display()), common::Provided::NotByCi),
     }
 
     let (status, _, body) = post(&format!("{}/v1/predict?tta=flip", server.url), "image/jpeg", &two_face_photo());

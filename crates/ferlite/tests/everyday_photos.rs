@@ -24,7 +24,7 @@ const FACE_API_BOXES: [(&str, Boxes); 6] = [
 ];
 
 fn face_api_demo() -> Option<PathBuf> {
-    common::outside_data("crates/ferlite/tests/face-api/node_modules/@vladmandic/face-api/demo", "sample1.jpg", "npm ci --prefix crates/ferlite/tests/face-api")
+    common::outside_data("crates/ferlite/tests/face-api/node_modules/@vladmandic/face-api/demo", "sample1.jpg", "npm ci --prefix crates/ferlite/tests/face-api", common::Provided::ByCi)
 }
 
 fn iou(a: &FaceBox, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
@@ -53,7 +53,7 @@ fn default_detector_finds_the_faces_face_api_finds_in_its_demo_photos() {
 /// scikit-image's sample pictures (its PyPI wheel, `skimage/data/`; `.ci/run` unpacks it into
 /// `target/skimage`, nothing is redistributed here).
 fn scikit_image_data() -> Option<PathBuf> {
-    common::outside_data("target/skimage/skimage/data", "coins.png", "the scikit-image step of .ci/run")
+    common::outside_data("target/skimage/skimage/data", "coins.png", "the scikit-image step of .ci/run", common::Provided::ByCi)
 }
 
 /// The pictures with nobody in them. `chelsea.png`, a cat's face, is left out: face-api's SSD

@@ -12,7 +12,7 @@ mod grid;
 use ferlite_testkit as common;
 
 fn shared_fer2013() -> Option<PathBuf> {
-    common::outside_data("../shared/data/fer2013", "val", "FER2013's image folders beside the checkout")
+    common::outside_data("../shared/data/fer2013", "val", "FER2013's image folders beside the checkout", common::Provided::NotByCi)
 }
 
 #[test]

@@ -84,14 +84,36 @@ pub fn repo_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// Whether CI installs what a skipping test lacks: then `.ci/run` fails on the skip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provided {
+    ByCi,
+    /// FER2013 beside the checkout: present on the project's machines, not in every clone.
+    NotByCi,
+}
+
+/// Says that a test skips `what`, and why, where the run's normal output shows it (straight to
+/// stderr: the test harness captures only the print macros), and appends it to the file named by
+/// `FERLITE_SKIP_LOG`, which `.ci/run` reads after the tests.
+pub fn skip(what: &str, why: &str, provided: Provided) {
+    use std::io::Write;
+    let line = format!("SKIPPED {what}: {why}{}", if provided == Provided::ByCi { " [CI provides it]" } else { "" });
+    let _ = writeln!(std::io::stderr(), "{line}");
+    if let Some(log) = std::env::var_os("FERLITE_SKIP_LOG") {
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
 /// `path` (relative to the checkout) when it holds `marker`: data a test reads from outside the
-/// repository. Otherwise prints that the test skips and how to get the data, and gives `None`.
-pub fn outside_data(path: &str, marker: &str, how_to_get: &str) -> Option<PathBuf> {
+/// repository. Otherwise says that the test skips and how to get the data ([`skip`]), and gives `None`.
+pub fn outside_data(path: &str, marker: &str, how_to_get: &str, provided: Provided) -> Option<PathBuf> {
     let path = repo_root().join(path);
     if path.join(marker).exists() {
         Some(path)
     } else {
-        eprintln!("skipping: {} not present ({how_to_get})", path.display());
+        skip(&format!("{} (not present)", path.display()), how_to_get, provided);
         None
     }
 }
