@@ -547,6 +547,9 @@ fn csv_and_jsonl_give_every_image_a_record_with_its_size_and_each_face_its_detec
     std::fs::create_dir(&photos).unwrap();
     std::fs::copy(common::demo_photo_path(), photos.join("a.jpg")).unwrap();
     image::GrayImage::new(320, 240).save(photos.join("b.png")).unwrap();
+    // A PNG without an extension is read by its content; a text file is not an image.
+    std::fs::copy(photos.join("b.png"), photos.join("c")).unwrap();
+    std::fs::write(photos.join("notes.txt"), "not an image").unwrap();
     let o = ferlite(&["predict", photos.to_str().unwrap(), "--model", model.to_str().unwrap(), "--format", "csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
@@ -554,7 +557,8 @@ fn csv_and_jsonl_give_every_image_a_record_with_its_size_and_each_face_its_detec
     let header = rows.headers().unwrap().clone();
     let column = |row: &csv::StringRecord, name: &str| row[header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"))].to_string();
     let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows[2][0].ends_with("/c") && column(&rows[2], "image_width") == "320", "{out}");
     assert_eq!([column(&rows[0], "image_width"), column(&rows[0], "faces"), column(&rows[0], "face"), column(&rows[0], "detector")], ["512", "1", "1", "ssd"], "{out}");
     assert_eq!([column(&rows[1], "image_width"), column(&rows[1], "image_height"), column(&rows[1], "faces"), column(&rows[1], "emotion")], ["320", "240", "0", ""], "{out}");
     let o = ferlite(&["predict", photos.join("b.png").to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);

@@ -267,6 +267,18 @@ impl Sink {
     }
 }
 
+/// A file without an extension whose first bytes are an image's (as cameras and scrapers leave
+/// them): read, rather than skipped silently. Files with another extension are not opened.
+fn is_unnamed_image(path: &Path) -> bool {
+    use std::io::Read;
+    if path.extension().is_some() {
+        return false;
+    }
+    let mut head = [0u8; 32];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    image::guess_format(&head[..read]).is_ok()
+}
+
 /// A file as given (so a bad one gets its error), or a folder's image files, recursively and in
 /// name order. Links are followed, but not round a loop: a link back to a folder above it is
 /// logged and skipped (its images are listed once already); a folder that cannot be read goes
@@ -279,7 +291,7 @@ fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(Pat
     let (files_before, unlisted_before) = (files.len(), unlisted.len());
     for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
         match entry {
-            Ok(entry) if entry.file_type().is_file() && is_image_file(entry.path()) => files.push(entry.into_path()),
+            Ok(entry) if entry.file_type().is_file() && (is_image_file(entry.path()) || is_unnamed_image(entry.path())) => files.push(entry.into_path()),
             Ok(_) => {}
             Err(e) => {
                 let at = e.path().unwrap_or(path).to_path_buf();
