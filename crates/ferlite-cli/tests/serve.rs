@@ -234,6 +234,9 @@ fn model_health_and_metrics_describe_the_service() {
     let (status, page) = get(&format!("{}/", server.url));
     assert_eq!(status, 200);
     assert!(page.contains("getUserMedia") && !page.contains("https://"), "page must work offline, without CDN assets");
+    // The annotated PNGs' palette, written in by the server; an empty state that says what to do.
+    assert!(page.contains(r##"const EMOTION_COLORS = {"angry":"#d62728","disgust":"#8c564b","fear":"#9467bd","happy":"#2ca02c""##), "palette not filled in");
+    assert!(page.contains("Drop a photo here"), "no empty state");
     let (_, metrics) = get(&format!("{}/metrics", server.url));
     for name in ["ferlite_http_requests_total", "ferlite_http_request_duration_seconds_bucket", "ferlite_http_requests_in_flight"] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");

@@ -7,7 +7,7 @@ use super::metrics::{RequestLabels, RouteLabels};
 use super::AppState;
 use ferlite::analyze::{analyze, FaceMode, FaceSearch, FaceTooSmall};
 use ferlite::faces::{ssd::check_min_score, Detector};
-use ferlite::emotion::{EMOTIONS, FACE_SIZE};
+use ferlite::emotion::{EMOTIONS, EMOTION_COLORS, FACE_SIZE};
 use ferlite::image_io::{decode_bytes, read_header, DecodeError};
 use ferlite::predict::Tta;
 use axum::body::Bytes;
@@ -22,12 +22,16 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-const PAGE: &str = include_str!("page.html");
+/// The web page, with the class colours every front end shares written into it.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let colors: serde_json::Map<String, Value> = EMOTIONS.iter().zip(EMOTION_COLORS).map(|(name, [r, g, b])| (name.to_string(), json!(format!("#{r:02x}{g:02x}{b:02x}")))).collect();
+    include_str!("page.html").replace("/*EMOTION_COLORS*/{}", &Value::Object(colors).to_string())
+});
 const ROUTES: [&str; 5] = ["/", "/healthz", "/v1/model", "/v1/predict", "/metrics"];
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|| async { Html(PAGE.as_str()) }))
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/v1/model", get(model))
         .route("/v1/predict", post(predict))

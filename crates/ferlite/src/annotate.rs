@@ -1,6 +1,6 @@
 //! `predict --annotate`: the photo with a box, the top emotion and a bar per emotion for each face.
 
-use crate::emotion::EMOTIONS;
+use crate::emotion::{EMOTIONS, EMOTION_COLORS};
 use crate::eval::plots::{ensure_font, FONT};
 use crate::analyze::FaceResult;
 use anyhow::{anyhow, Context, Result};
@@ -17,7 +17,7 @@ pub fn annotate(photo: &RgbImage, faces: &[FaceResult]) -> Result<RgbImage> {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         // Sizes follow the face, so labels stay readable on small and large photos alike.
         for FaceResult { face_box: b, prediction: p } in faces {
-            let color = Palette99::pick(p.class_index).to_rgba();
+            let color = class_color(p.class_index).to_rgba();
             let thick = (b.width / 60).clamp(2, 8);
             let (x0, y0, x1, y1) = (b.x as i32, b.y as i32, (b.x + b.width) as i32, (b.y + b.height) as i32);
             root.draw(&Rectangle::new([(x0, y0), (x1, y1)], color.stroke_width(thick))).map_err(|e| anyhow!("{e}"))?;
@@ -35,13 +35,19 @@ pub fn annotate(photo: &RgbImage, faces: &[FaceResult]) -> Result<RgbImage> {
             for (i, (name, prob)) in EMOTIONS.iter().zip(p.probabilities).enumerate() {
                 let y = y1 + 3 + i as i32 * (bar_h + 2);
                 let len = (prob as f64 * (panel_w as f64 - 60.0)) as i32;
-                root.draw(&Rectangle::new([(x0, y), (x0 + len.max(1), y + bar_h)], Palette99::pick(i).to_rgba().filled())).map_err(|e| anyhow!("{e}"))?;
+                root.draw(&Rectangle::new([(x0, y), (x0 + len.max(1), y + bar_h)], class_color(i).to_rgba().filled())).map_err(|e| anyhow!("{e}"))?;
                 root.draw(&Text::new(name.to_string(), (x0 + len + 3, y - 1), (FONT, bar_h as f64 + 1.0).into_font().color(&BLACK))).map_err(|e| anyhow!("{e}"))?;
             }
         }
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     RgbImage::from_raw(w, h, buf).context("annotation buffer has the wrong size")
+}
+
+/// The colour of class `index`, as every front end draws it.
+pub fn class_color(index: usize) -> RGBColor {
+    let [r, g, b] = EMOTION_COLORS[index];
+    RGBColor(r, g, b)
 }
 
 /// Annotates and writes a PNG (or any format `image` infers from the extension).

@@ -3,6 +3,10 @@
 /// FER2013's seven classes in its canonical label order (the `emotion` column of `fer2013.csv`).
 pub const EMOTIONS: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
 
+/// Each class's colour, in the order of [`EMOTIONS`]: boxes and bars in annotated images, curves
+/// in the evaluation plots and the service's web page all use these (matplotlib's tab10 colours).
+pub const EMOTION_COLORS: [[u8; 3]; 7] = [[0xd6, 0x27, 0x28], [0x8c, 0x56, 0x4b], [0x94, 0x67, 0xbd], [0x2c, 0xa0, 0x2c], [0x1f, 0x77, 0xb4], [0xff, 0x7f, 0x0e], [0x7f, 0x7f, 0x7f]];
+
 /// Number of emotion classes.
 pub const NUM_CLASSES: usize = EMOTIONS.len();
 

@@ -107,7 +107,7 @@ pub fn roc_png(path: &Path, classes: &[&str], curves: &[RocCurve], micro: &RocCu
         let auc_text = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{a:.3}"));
         let series = classes.iter().zip(curves).map(|(name, c)| (format!("{name} (AUC {})", auc_text(c.auc)), c, 2)).chain(std::iter::once((format!("micro-average (AUC {})", auc_text(micro.auc)), micro, 3)));
         for (i, (label, curve, width)) in series.enumerate() {
-            let color = if i < classes.len() { Palette99::pick(i).to_rgba() } else { BLACK.to_rgba() };
+            let color = if i < classes.len() { crate::annotate::class_color(i).to_rgba() } else { BLACK.to_rgba() };
             let points: Vec<(f64, f64)> = curve.fpr.iter().cloned().zip(curve.tpr.iter().cloned()).collect();
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(width)))
