@@ -6,7 +6,7 @@ use ferlite::data::augment::AugmentConfig;
 use ferlite::model::{Network, NetworkConfig};
 use ferlite::data::FaceSet;
 use ferlite::predict::{Predictor, Tta};
-use ferlite::train::config::{Distillation, TrainConfig};
+use ferlite::train::config::{Distillation, TrainConfig, WeightAveraging};
 use ferlite::train::{read_metrics, Trainer, BEST_FILE, LAST_FILE};
 
 fn small_config(epochs: usize) -> TrainConfig {
@@ -53,6 +53,32 @@ fn resumed_distillation_run_matches_uninterrupted_run_exactly() {
     assert_resume_is_exact(config);
 }
 
+#[test]
+fn resumed_run_with_weight_averaging_matches_uninterrupted_run_exactly() {
+    // The average starts in the first epoch, so the checkpoint between the two must carry it.
+    let mut config = small_config(2);
+    config.weight_averaging = Some(WeightAveraging { decay: 0.9, start_epoch: 1 });
+    assert_resume_is_exact(config);
+}
+
+#[test]
+fn weight_averaging_saves_and_validates_the_average() {
+    let (train, val) = (common::synthetic_set(6, 3), common::synthetic_set(2, 4));
+    let mut config = small_config(3);
+    config.weight_averaging = Some(WeightAveraging { decay: 0.9, start_epoch: 2 });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Trainer::start(tmp.path(), config).unwrap();
+    t.progress = false;
+    t.run(&train, &val).unwrap();
+    let average = t.averaged.as_ref().expect("the run keeps an average from epoch 2");
+    let saved = Network::load(&tmp.path().join(LAST_FILE)).unwrap();
+    assert!(saved.params == average.params && saved.buffers == average.buffers, "last.safetensors is not the average");
+    assert!(average.params != t.network.params, "the average is the weights themselves");
+    let metrics = read_metrics(&tmp.path().join("metrics.jsonl")).unwrap();
+    let raw: Vec<bool> = metrics.iter().map(|m| m.raw_val_accuracy.is_some()).collect();
+    assert_eq!(raw, [false, true, true], "the weights' own accuracy is logged from the averaging epochs on");
+}
+
 fn assert_resume_is_exact(config: TrainConfig) {
     let (train, val) = (common::synthetic_set(6, 3), common::synthetic_set(2, 4));
     let straight = tempfile::tempdir().unwrap();
@@ -75,6 +101,7 @@ fn assert_resume_is_exact(config: TrainConfig) {
     assert_eq!(resumed.network.params, a.network.params, "parameters differ after resume");
     assert_eq!(resumed.network.buffers, a.network.buffers);
     assert_eq!(resumed.optimizer.first, a.optimizer.first);
+    assert_eq!(resumed.averaged, a.averaged);
     let (saved_a, saved_b) = (Network::load(&straight.path().join(LAST_FILE)).unwrap(), Network::load(&interrupted.path().join(LAST_FILE)).unwrap());
     assert!(saved_a.params == saved_b.params, "saved weights differ after resume");
     assert_eq!(read_metrics(&interrupted.path().join("metrics.jsonl")).unwrap().len(), 2);

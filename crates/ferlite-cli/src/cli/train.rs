@@ -5,7 +5,7 @@ use ferlite::data::{self, Split};
 use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::OptimizerKind;
 use ferlite::nn::schedule::ScheduleKind;
-use ferlite::train::config::{ClassWeighting, Distillation, TrainConfig};
+use ferlite::train::config::{ClassWeighting, Distillation, TrainConfig, WeightAveraging};
 use ferlite::train::Trainer;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -82,6 +82,13 @@ pub struct TrainArgs {
     /// Share of the teacher's probabilities in each face's target (the rest is the smoothed label).
     #[arg(long, value_name = "W", default_value_t = 0.5, requires = "teacher")]
     distill_weight: f32,
+    /// Validate and save a moving average of the weights, updated after every step with this
+    /// decay (e.g. 0.9998: about the last 5,000 steps); the default is none.
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f32>,
+    /// The first epoch whose steps the moving average takes in (default 1).
+    #[arg(long, value_name = "EPOCH", default_value_t = 1, requires = "ema")]
+    ema_from: usize,
     #[command(flatten)]
     data_args: DataArgs,
 }
@@ -129,6 +136,9 @@ impl TrainArgs {
         }
         if let Some(t) = &self.teacher {
             c.distillation = Some(Distillation { teacher: t.display().to_string(), weight: self.distill_weight });
+        }
+        if let Some(decay) = self.ema {
+            c.weight_averaging = Some(WeightAveraging { decay, start_epoch: self.ema_from });
         }
         // Before --print-config shows it (Trainer::start checks again, for library callers).
         c.check().map_err(|problem| anyhow::anyhow!("training config: {problem}"))?;

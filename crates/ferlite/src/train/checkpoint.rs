@@ -1,8 +1,10 @@
 //! The resumable state of a run, written atomically after every epoch to `checkpoint.safetensors`:
-//! the model, the optimiser's moment buffers, and (as JSON metadata) the config, the epoch reached,
+//! the model, the optimiser's moment buffers, the moving average of the weights when the run keeps
+//! one, and (as JSON metadata) the config, the epoch reached,
 //! the schedule's state and the best validation accuracy so far. Randomness needs no state here:
 //! every draw is seeded from (seed, epoch, step) (see `rng`).
 
+use super::averaging::AveragedWeights;
 use super::config::TrainConfig;
 use crate::model::Network;
 use crate::nn::optim::Optimizer;
@@ -14,6 +16,9 @@ use std::path::Path;
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 const STATE_KEY: &str = "ferlite.train_state";
+const AVERAGE_PARAMS: &str = "average.params.";
+const AVERAGE_BUFFERS: &str = "average.buffers.";
+const HAS_AVERAGE_KEY: &str = "ferlite.averaged_weights";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainState {
@@ -29,6 +34,8 @@ pub struct TrainState {
 pub struct Checkpoint {
     pub network: Network,
     pub optimizer: Optimizer,
+    /// The moving average of the weights, once the run has started one.
+    pub averaged: Option<AveragedWeights>,
     pub state: TrainState,
 }
 
@@ -39,6 +46,11 @@ impl Checkpoint {
         file.push_layout("optimizer.first.", layout, &self.optimizer.first);
         if !self.optimizer.second.is_empty() {
             file.push_layout("optimizer.second.", layout, &self.optimizer.second);
+        }
+        if let Some(average) = &self.averaged {
+            file.push_layout(AVERAGE_PARAMS, layout, &average.params);
+            file.push_layout(AVERAGE_BUFFERS, &self.network.buffer_layout, &average.buffers);
+            file.metadata.insert(HAS_AVERAGE_KEY.into(), "true".into());
         }
         file.metadata.insert(STATE_KEY.into(), serde_json::to_string(&self.state)?);
         file.metadata.insert("ferlite.optimizer_steps".into(), self.optimizer.steps.to_string());
@@ -67,6 +79,15 @@ impl Checkpoint {
         if !optimizer.second.is_empty() {
             file.read_layout("optimizer.second.", &network.param_layout, &mut optimizer.second).with_context(ctx)?;
         }
-        Ok(Checkpoint { network, optimizer, state })
+        let averaged = match file.metadata.contains_key(HAS_AVERAGE_KEY) {
+            true => {
+                let mut average = AveragedWeights::of(&network);
+                file.read_layout(AVERAGE_PARAMS, &network.param_layout, &mut average.params).with_context(ctx)?;
+                file.read_layout(AVERAGE_BUFFERS, &network.buffer_layout, &mut average.buffers).with_context(ctx)?;
+                Some(average)
+            }
+            false => None,
+        };
+        Ok(Checkpoint { network, optimizer, averaged, state })
     }
 }

@@ -4,12 +4,15 @@
 //! - `checkpoint.safetensors`: everything to resume (see [`checkpoint`]), written atomically;
 //! - `best.safetensors`: the weights with the best validation accuracy so far;
 //! - `last.safetensors`: the latest weights;
+//!
+//! (with weight averaging, "the weights" are their moving average, see [`averaging`]);
 //! - `metrics.jsonl`: one JSON row per epoch (losses, accuracies, lr, seconds, img/s);
 //! - `config.json`: the run's [`TrainConfig`].
 //!
 //! A killed run loses at most the epoch in progress: `--resume` reloads the checkpoint, and since
 //! every random draw is seeded by (seed, epoch, step), continues exactly as if never stopped.
 
+pub mod averaging;
 pub mod checkpoint;
 pub mod config;
 
@@ -25,6 +28,7 @@ use crate::predict::{Predictor, Tta};
 use crate::rng::{derive_seed, rng_for, site};
 use anyhow::{Context, Result};
 use rand::Rng;
+use averaging::AveragedWeights;
 use checkpoint::{Checkpoint, TrainState};
 use config::{Distillation, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -48,6 +52,10 @@ pub struct EpochMetrics {
     pub val_loss: f64,
     pub val_accuracy: f64,
     pub val_macro_f1: f64,
+    /// With weight averaging: the validation accuracy of the weights themselves (the `val_*`
+    /// fields are the average's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_val_accuracy: Option<f64>,
     /// Learning rate at the end of the epoch.
     pub lr: f32,
     pub seconds: f64,
@@ -59,6 +67,8 @@ pub struct Trainer {
     pub dir: PathBuf,
     pub network: Network,
     pub optimizer: Optimizer,
+    /// The moving average of the weights (from the config's `weight_averaging.start_epoch` on).
+    pub averaged: Option<AveragedWeights>,
     pub state: TrainState,
     /// Show a progress bar (when the terminal is interactive).
     pub progress: bool,
@@ -82,17 +92,17 @@ impl Trainer {
         let state = TrainState { config, epochs_done: 0, steps_done: 0, schedule: Default::default(), best_val_accuracy: f64::NEG_INFINITY, best_epoch: None };
         // Start a fresh metrics log.
         std::fs::write(dir.join(METRICS_FILE), "")?;
-        Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, state, progress: true })
+        Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, averaged: None, state, progress: true })
     }
 
     /// Continues the run in `dir` from its last checkpoint.
     pub fn resume(dir: &Path) -> Result<Self> {
-        let Checkpoint { mut network, optimizer, state } = Checkpoint::load(dir)?;
+        let Checkpoint { mut network, optimizer, averaged, state } = Checkpoint::load(dir)?;
         state.config.check().map_err(|problem| anyhow::anyhow!("{}: training config: {problem}", dir.display()))?;
         network.set_conv_algorithm(state.config.conv_algorithm);
         truncate_metrics(&dir.join(METRICS_FILE), state.epochs_done)?;
         tracing::info!("resuming {} after epoch {} of {}", dir.display(), state.epochs_done, state.config.epochs);
-        Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, state, progress: true })
+        Ok(Trainer { dir: dir.to_path_buf(), network, optimizer, averaged, state, progress: true })
     }
 
     /// Trains until `config.epochs`, checkpointing after each epoch.
@@ -119,7 +129,7 @@ impl Trainer {
         while self.state.epochs_done < config.epochs {
             let metrics = self.train_epoch(train, val, class_weights.as_deref(), teacher.as_deref())?;
             tracing::info!(
-                "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% macro-F1 {:.3} | lr {:.5} | {:.0}s, {:.1} img/s",
+                "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% macro-F1 {:.3}{} | lr {:.5} | {:.0}s, {:.1} img/s",
                 metrics.epoch,
                 config.epochs,
                 metrics.train_loss,
@@ -127,6 +137,7 @@ impl Trainer {
                 metrics.val_loss,
                 metrics.val_accuracy * 100.0,
                 metrics.val_macro_f1,
+                metrics.raw_val_accuracy.map_or(String::new(), |raw| format!(" (averaged; the weights themselves {:.2}%)", raw * 100.0)),
                 metrics.lr,
                 metrics.seconds,
                 metrics.train_images_per_second
@@ -150,6 +161,10 @@ impl Trainer {
         let mut lr = 0.0;
         let mut step_in_epoch = 0usize;
         let mut diverged = None;
+        let averaging = config.weight_averaging.as_ref().filter(|w| epoch + 1 >= w.start_epoch);
+        if averaging.is_some() && self.averaged.is_none() {
+            self.averaged = Some(AveragedWeights::of(&self.network));
+        }
 
         for_each_batch(train, &order, config.batch_size, Some(augmentation), |batch| {
             let step = self.state.steps_done;
@@ -161,6 +176,9 @@ impl Trainer {
             if !out.loss.is_finite() {
                 diverged = Some((step_in_epoch + 1, out.loss));
                 return false;
+            }
+            if let (Some(average), Some(w)) = (&mut self.averaged, averaging) {
+                average.update(&self.network, w.decay);
             }
 
             let n = batch.labels.len();
@@ -185,7 +203,12 @@ impl Trainer {
             );
         }
 
-        let validation = Evaluation::run(&Predictor::new(self.network.clone()), val, Tta::None);
+        let model = match &self.averaged {
+            Some(average) => average.apply_to(&self.network),
+            None => self.network.clone(),
+        };
+        let raw_val_accuracy = self.averaged.is_some().then(|| Evaluation::run(&Predictor::new(self.network.clone()), val, Tta::None).accuracy);
+        let validation = Evaluation::run(&Predictor::new(model.clone()), val, Tta::None);
         config.schedule.end_epoch(validation.accuracy as f32, &mut self.state.schedule);
         self.state.epochs_done += 1;
         let metrics = EpochMetrics {
@@ -195,28 +218,29 @@ impl Trainer {
             val_loss: validation.loss,
             val_accuracy: validation.accuracy,
             val_macro_f1: validation.macro_f1,
+            raw_val_accuracy,
             lr,
             seconds: started.elapsed().as_secs_f64(),
             train_images_per_second: seen as f64 / train_seconds,
         };
-        self.save_epoch(&metrics)?;
+        self.save_epoch(&model, &metrics)?;
         Ok(metrics)
     }
 
-    /// Best and last weights, then the log row, then the checkpoint: if killed in between, the
-    /// checkpoint is the truth, `resume` drops log rows past it and the epoch runs again (to the
-    /// same bits), so no epoch's row is ever lost.
-    fn save_epoch(&mut self, metrics: &EpochMetrics) -> Result<()> {
+    /// Best and last weights (`model`: the network or its average), then the log row, then the
+    /// checkpoint: if killed in between, the checkpoint is the truth, `resume` drops log rows past
+    /// it and the epoch runs again (to the same bits), so no epoch's row is ever lost.
+    fn save_epoch(&mut self, model: &Network, metrics: &EpochMetrics) -> Result<()> {
         if metrics.val_accuracy > self.state.best_val_accuracy {
             self.state.best_val_accuracy = metrics.val_accuracy;
             self.state.best_epoch = Some(metrics.epoch);
-            self.network.save_with_val_accuracy(&self.dir.join(BEST_FILE), Some(metrics.val_accuracy))?;
+            model.save_with_val_accuracy(&self.dir.join(BEST_FILE), Some(metrics.val_accuracy))?;
         }
-        self.network.save_with_val_accuracy(&self.dir.join(LAST_FILE), Some(metrics.val_accuracy))?;
+        model.save_with_val_accuracy(&self.dir.join(LAST_FILE), Some(metrics.val_accuracy))?;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(METRICS_FILE))?;
         writeln!(log, "{}", serde_json::to_string(metrics)?)?;
         log.sync_all()?;
-        Checkpoint { network: self.network.clone(), optimizer: self.optimizer.clone(), state: self.state.clone() }.save(&self.dir)?;
+        Checkpoint { network: self.network.clone(), optimizer: self.optimizer.clone(), averaged: self.averaged.clone(), state: self.state.clone() }.save(&self.dir)?;
         Ok(())
     }
 
