@@ -3,9 +3,8 @@
 //!
 //! - `checkpoint.safetensors`: everything to resume (see [`checkpoint`]), written atomically;
 //! - `best.safetensors`: the weights with the best validation accuracy so far;
-//! - `last.safetensors`: the latest weights;
-//!
-//! (with weight averaging, "the weights" are their moving average, see [`averaging`]);
+//! - `last.safetensors`: the latest weights (with weight averaging, in both files, their moving
+//!   average, see [`averaging`]);
 //! - `metrics.jsonl`: one JSON row per epoch (losses, accuracies, lr, seconds, img/s);
 //! - `config.json`: the run's [`TrainConfig`].
 //!
