@@ -104,8 +104,8 @@ impl Options {
     fn parse(faces: &str, detector: &str, tta: &str, min_face_score: Option<f32>) -> PyResult<Options> {
         let mut search = FaceSearch { mode: choice::<FaceMode>("faces", faces)?, detector: choice::<Detector>("detector", detector)?, ..FaceSearch::default() };
         if let Some(score) = min_face_score {
-            ferlite::faces::ssd::check_min_score(score).map_err(PyValueError::new_err)?;
-            search.min_ssd_score = score;
+            ferlite::faces::check_min_score(score).map_err(PyValueError::new_err)?;
+            search.min_face_score = Some(score);
         }
         Ok(Options { search, tta: choice::<Tta>("tta", tta)? })
     }

@@ -45,7 +45,7 @@ def test_analyze_a_path_gives_the_astronauts_face_with_seven_probabilities():
     assert face["confidence"] == max(face["probabilities"].values())
     x, y, w, h = face["box"]
     assert 0 <= x < 512 and 0 <= y < 512 and 40 < w < 200 and 40 < h < 200
-    assert 0.0 < face["detector_score"] and face["detector"] in {"ssd", "mmod", "seeta"}
+    assert 0.0 < face["detector_score"] and face["detector"] == "yunet"
 
 
 def test_version_emotions_and_model_attributes(predictor):

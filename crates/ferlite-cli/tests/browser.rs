@@ -1,6 +1,7 @@
 //! The web page of `ferlite serve` in real headless Chromium (Debian's `chromium`, driven by
 //! `playwright-core` from `tests/browser/`): upload a photo and see its box and label drawn, then
-//! start the webcam (Chromium's fake camera playing the demo photo) and see live results.
+//! start the webcam (Chromium's fake camera playing the demo photo) and see live results, with
+//! track ids and the frame rate the page gets.
 //! Screenshots are left in `target/browser-artifacts/`. `.ci/run` installs both; elsewhere the
 //! test skips, saying what is missing.
 
@@ -80,5 +81,11 @@ fn page_draws_faces_for_an_uploaded_photo_and_the_live_webcam() {
         assert!(drawn > 2000 && drawn < 150_000, "{mode}: {drawn} overlay pixels drawn");
     }
     assert_eq!(result["webcam"]["button"], "Stop webcam");
+    // Live frames are one stream: the face keeps track id 1, and the page shows the frame rate
+    // it gets (one request in flight, the next frame when the answer is in).
+    assert!(result["webcam"]["text"].as_str().unwrap().starts_with("face 1: #1 "), "{result}");
+    let rate = result["webcam"]["framesPerSecond"].as_f64().unwrap();
+    assert!(rate > 0.0, "{result}");
+    eprintln!("the live page ran at {rate:.1} frames a second");
     assert!(artifacts.join("photo.png").exists() && artifacts.join("webcam.png").exists());
 }

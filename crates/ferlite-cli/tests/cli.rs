@@ -129,12 +129,12 @@ fn bf16_precision_answers_near_f32_or_is_refused_by_name() {
         return;
     }
     let face = |precision| {
-        let o = ferlite(&["predict", "--json", "--precision", precision, photo.to_str().unwrap()]);
+        let o = ferlite(&["predict", "--json", "--detector", "ssd", "--precision", precision, photo.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["faces"][0].clone()
     };
     let (f32, bf16) = (face("f32"), face("bf16"));
-    // The detector runs in bfloat16 too: the same box, its score within 0.02.
+    // The SSD detector runs in bfloat16 too (YuNet stays f32): the same box, its score within 0.02.
     assert_eq!(f32["emotion"], bf16["emotion"]);
     for side in ["x", "y", "width", "height"] {
         assert!(f32["box"][side].as_i64().unwrap().abs_diff(bf16["box"][side].as_i64().unwrap()) <= 2, "{side}: f32 {f32}, bf16 {bf16}");
@@ -228,7 +228,7 @@ fn missing_data_file_is_a_clean_error() {
     assert_clean_error(&ferlite(&["evaluate", photo.to_str().unwrap()]), &["astronaut.jpg: an image, not a data set", "ferlite predict"]);
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert_clean_error(&ferlite(&["predict", empty.to_str().unwrap()]), &["empty: no images in this folder"]);
+    assert_clean_error(&ferlite(&["predict", empty.to_str().unwrap()]), &["empty: no images or videos in this folder"]);
 }
 
 #[test]
@@ -421,14 +421,14 @@ fn predict_writes_csv_for_a_folder_tree_with_an_error_row_for_a_bad_file() {
     assert_clean_error(&o, &["broken.jpg"]);
     let mut reader = csv::Reader::from_path(&csv).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(&header[..6], ["file", "frame", "image_width", "image_height", "faces", "face"]);
-    assert_eq!(header.len(), 14 + 7 + 1);
+    assert_eq!(&header[..8], ["file", "frame", "time", "image_width", "image_height", "faces", "face", "track_id"]);
+    assert_eq!(header.len(), 16 + 7 + 1);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3, "two faces and one error row");
-    assert!(rows[0][0].ends_with("a.png") && EMOTION_NAMES.contains(&&rows[0][12]));
+    assert!(rows[0][0].ends_with("a.png") && EMOTION_NAMES.contains(&&rows[0][14]));
     let error_row = rows.iter().find(|r| r[0].ends_with("broken.jpg")).unwrap();
-    assert!(error_row[21].contains("cannot decode"), "{error_row:?}");
-    let probabilities: f64 = rows[1].iter().skip(14).take(7).map(|v| v.parse::<f64>().unwrap()).sum();
+    assert!(error_row[23].contains("cannot decode"), "{error_row:?}");
+    let probabilities: f64 = rows[1].iter().skip(16).take(7).map(|v| v.parse::<f64>().unwrap()).sum();
     assert!((probabilities - 1.0).abs() < 1e-3);
 }
 
@@ -559,10 +559,87 @@ fn csv_and_jsonl_give_every_image_a_record_with_its_size_and_each_face_its_detec
     let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert!(rows[2][0].ends_with("/c") && column(&rows[2], "image_width") == "320", "{out}");
-    assert_eq!([column(&rows[0], "image_width"), column(&rows[0], "faces"), column(&rows[0], "face"), column(&rows[0], "detector")], ["512", "1", "1", "ssd"], "{out}");
+    assert_eq!([column(&rows[0], "image_width"), column(&rows[0], "faces"), column(&rows[0], "face"), column(&rows[0], "detector")], ["512", "1", "1", "yunet"], "{out}");
     assert_eq!([column(&rows[1], "image_width"), column(&rows[1], "image_height"), column(&rows[1], "faces"), column(&rows[1], "emotion")], ["320", "240", "0", ""], "{out}");
     let o = ferlite(&["predict", photos.join("b.png").to_str().unwrap(), "--model", model.to_str().unwrap(), "--json"]);
     let record: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(record["image"], serde_json::json!({ "width": 320, "height": 240 }));
     assert_eq!(record["faces"], serde_json::json!([]));
+}
+
+/// A clip made here from the demo photo with FFmpeg: 2 s at 10 frames a second, the camera panning
+/// right so that the face moves across the frame. `None` (the test skips, saying so) without FFmpeg.
+fn panning_clip(dir: &Path) -> Option<std::path::PathBuf> {
+    let clip = dir.join("pan.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-loop", "1", "-i", common::demo_photo_path().to_str().unwrap(), "-t", "2", "-r", "10"])
+        .args(["-vf", "crop=384:384:x='t*50':y=40", "-c:v", "libx264", "-pix_fmt", "yuv420p", clip.to_str().unwrap()])
+        .output();
+    match made {
+        Ok(o) if o.status.success() => Some(clip),
+        Ok(o) => panic!("ffmpeg could not make the test clip: {}", stderr(&o)),
+        Err(_) => {
+            common::skip("the video tests", "ffmpeg is not installed", common::Provided::ByCi);
+            None
+        }
+    }
+}
+
+/// Frames of a video file as ffprobe counts them.
+fn frame_count(video: &Path) -> u64 {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", video.to_str().unwrap()])
+        .output()
+        .unwrap();
+    stdout(&o).trim().parse().unwrap_or_else(|_| panic!("ffprobe on {}: {}", video.display(), stderr(&o)))
+}
+
+#[test]
+fn a_video_gives_a_record_per_frame_with_times_track_ids_and_an_annotated_video() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(clip) = panning_clip(tmp.path()) else { return };
+    let annotated = tmp.path().join("out/pan.annotated.mp4");
+    let o = ferlite(&["predict", clip.to_str().unwrap(), "--json", "--smooth", "0.5", "--annotate", annotated.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(frames.len(), 20, "2 s at 10 frames a second");
+    for (i, frame) in frames.iter().enumerate() {
+        assert_eq!(frame["frame"], i, "{frame}");
+        assert!((frame["time"].as_f64().unwrap() - i as f64 / 10.0).abs() < 1e-6, "{frame}");
+        assert!(frame["timing_ms"]["analysis"].as_f64().unwrap() > 0.0, "{frame}");
+        assert_eq!(frame["image"], serde_json::json!({ "width": 384, "height": 384 }));
+        let faces = frame["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), 1, "frame {i}: {frame}");
+        // The same face all along, though it moves 5 px a frame.
+        assert_eq!(faces[0]["track_id"], 1, "frame {i}: {frame}");
+    }
+    let x = |f: &serde_json::Value| f["faces"][0]["box"]["x"].as_i64().unwrap();
+    assert!(x(&frames[0]) - x(&frames[19]) > 60, "the face moves left as the camera pans right");
+    assert_eq!(frame_count(&annotated), 20);
+
+    // --fps samples the video; CSV rows carry frame, time and track id.
+    let o = ferlite(&["predict", clip.to_str().unwrap(), "--fps", "2", "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |row: &csv::StringRecord, name: &str| row[header.iter().position(|h| h == name).unwrap()].to_string();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.iter().map(|r| column(r, "time")).collect::<Vec<_>>(), ["0", "0.5", "1", "1.5"], "{out}");
+    assert!(rows.iter().all(|r| column(r, "track_id") == "1"), "{out}");
+}
+
+#[test]
+fn a_damaged_or_missing_video_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(clip) = panning_clip(tmp.path()) else { return };
+    let bytes = std::fs::read(&clip).unwrap();
+    let cut = tmp.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let garbage = tmp.path().join("garbage.mkv");
+    std::fs::write(&garbage, b"not a video at all").unwrap();
+    for bad in [&cut, &garbage, &tmp.path().join("missing.mp4")] {
+        let o = ferlite(&["predict", bad.to_str().unwrap(), "--json"]);
+        assert_clean_error(&o, &[bad.file_name().unwrap().to_str().unwrap()]);
+    }
 }

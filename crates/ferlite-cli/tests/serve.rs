@@ -451,3 +451,31 @@ fn damaged_multipart_bodies_get_client_errors_never_server_errors() {
     assert!(refused > 0, "no damaged body was refused");
     assert_eq!(get(&format!("{}/healthz", server.url)).0, 200);
 }
+
+#[test]
+fn frames_of_one_stream_keep_their_faces_track_ids_and_other_streams_start_their_own() {
+    let server = common::Server::start(&[]);
+    let photo = two_face_photo();
+    let track_ids = |query: &str| -> Vec<u64> {
+        let (status, _, body) = post(&format!("{}/v1/predict?{query}", server.url), "image/jpeg", &photo);
+        assert_eq!(status, 200, "{body}");
+        let mut by_x: Vec<(i64, u64)> = body["faces"].as_array().unwrap().iter().map(|f| (f["box"]["x"].as_i64().unwrap(), f["track_id"].as_u64().unwrap())).collect();
+        by_x.sort();
+        by_x.into_iter().map(|(_, id)| id).collect()
+    };
+    let first = track_ids("stream=cam-a&smooth=0.5");
+    assert_eq!(first.len(), 2);
+    for _ in 0..3 {
+        assert_eq!(track_ids("stream=cam-a&smooth=0.5"), first, "the same faces keep their ids");
+    }
+    // Another stream numbers its own faces; a still photo (no stream) gets no track ids.
+    let mut other = track_ids("stream=cam-b");
+    other.sort();
+    assert_eq!(other, [1, 2]);
+    let (status, _, body) = post(&format!("{}/v1/predict", server.url), "image/jpeg", &photo);
+    assert_eq!(status, 200);
+    assert!(body["faces"].as_array().unwrap().iter().all(|f| f.get("track_id").is_none()), "{body}");
+    assert_error(post(&format!("{}/v1/predict?smooth=1", server.url), "image/jpeg", &photo), 400, "smooth needs stream");
+    assert_error(post(&format!("{}/v1/predict?stream=a%20b", server.url), "image/jpeg", &photo), 400, "stream");
+    assert_error(post(&format!("{}/v1/predict?stream=a&smooth=100", server.url), "image/jpeg", &photo), 400, "smooth");
+}

@@ -4,9 +4,9 @@
 
 use super::error::ApiError;
 use super::metrics::{RequestLabels, RouteLabels};
-use super::AppState;
+use super::{streams, AppState};
 use ferlite::analyze::{analyze, FaceMode, FaceSearch, FaceTooSmall};
-use ferlite::faces::{ssd::check_min_score, Detector};
+use ferlite::faces::{check_min_score, Detector};
 use ferlite::emotion::{EMOTIONS, EMOTION_COLORS, FACE_SIZE};
 use ferlite::image_io::{decode_bytes, read_header, DecodeError};
 use ferlite::predict::Tta;
@@ -102,14 +102,18 @@ async fn model(State(state): State<Arc<AppState>>) -> Json<Value> {
 struct PredictQuery {
     faces: FaceMode,
     detector: Detector,
-    min_face_score: f32,
+    min_face_score: Option<f32>,
     tta: Tta,
+    /// A live stream's id: its faces get track ids that last from frame to frame.
+    stream: Option<String>,
+    /// With `stream`: seconds over which each face's probabilities are averaged.
+    smooth: Option<f64>,
 }
 
 impl Default for PredictQuery {
     fn default() -> Self {
         let search = FaceSearch::default();
-        PredictQuery { faces: search.mode, detector: search.detector, min_face_score: search.min_ssd_score, tta: Tta::default() }
+        PredictQuery { faces: search.mode, detector: search.detector, min_face_score: search.min_face_score, tta: Tta::default(), stream: None, smooth: None }
     }
 }
 
@@ -117,10 +121,15 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + state.config.request_timeout;
     let Query(query) = query.map_err(|e| {
-        let expected = format!("faces={}, detector={}, min_face_score=0..1 and tta={}", choices::<FaceMode>(), choices::<Detector>(), choices::<Tta>());
+        let expected = format!("faces={}, detector={}, min_face_score=0..1, tta={}, stream=ID and smooth=SECONDS", choices::<FaceMode>(), choices::<Detector>(), choices::<Tta>());
         ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {}; expected {expected}", e.body_text()))
     })?;
-    let min_ssd_score = check_min_score(query.min_face_score).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: min_face_score: {e}")))?;
+    let min_face_score = query.min_face_score.map(check_min_score).transpose().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: min_face_score: {e}")))?;
+    match &query.stream {
+        Some(id) => streams::check(id, query.smooth).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?,
+        None if query.smooth.is_some() => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad query: smooth needs stream=ID (the faces to smooth are a stream's)")),
+        None => {}
+    }
     let seconds = state.config.request_timeout.as_secs_f64();
     let body = tokio::time::timeout_at(deadline, image_body(request, state.config.max_body_bytes))
         .await
@@ -155,13 +164,16 @@ async fn predict(State(state): State<Arc<AppState>>, query: Result<Query<Predict
         let t0 = Instant::now();
         let photo = decode_bytes(&body, worker_state.config.max_pixels)?;
         let decoded = t0.elapsed();
-        let faces = analyze(&worker_state.predictor, &photo, FaceSearch { mode: query.faces, detector: query.detector, min_ssd_score }, query.tta).map_err(analysis_error)?;
+        let faces = analyze(&worker_state.predictor, &photo, FaceSearch { mode: query.faces, detector: query.detector, min_face_score }, query.tta).map_err(analysis_error)?;
         Ok::<_, ApiError>((photo.width(), photo.height(), faces, decoded, t0.elapsed() - decoded))
     });
-    let (width, height, faces, decode, inference) = tokio::time::timeout_at(deadline, work)
+    let (width, height, mut faces, decode, inference) = tokio::time::timeout_at(deadline, work)
         .await
         .map_err(|_| ApiError::busy(format!("request took longer than {seconds} s")))?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("inference task failed: {e}")))??;
+    if let Some(id) = &query.stream {
+        state.streams.track(id, query.smooth, Instant::now(), &mut faces);
+    }
     state.metrics.faces.inc_by(faces.len() as u64);
     let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
     Ok(Json(json!({

@@ -4,6 +4,7 @@
 //! - [`admission`]: bounded concurrency with a bounded queue; beyond it, 503 with `Retry-After`.
 //! - [`metrics`]: Prometheus counters, latency histogram and in-flight gauge.
 //! - [`error`]: every failure as a JSON body `{"error": ..., "status": ...}`.
+//! - [`streams`]: the face trackers of live streams (`?stream=ID&smooth=SECONDS`).
 //!
 //! The model is loaded once and shared; inference runs on tokio's blocking pool (and rayon inside
 //! the predictor), never on the async executor threads.
@@ -13,6 +14,7 @@ pub mod api;
 mod connection;
 pub mod error;
 pub mod metrics;
+pub mod streams;
 
 use ferlite::predict::Predictor;
 use admission::Admission;
@@ -57,13 +59,15 @@ pub struct AppState {
     /// `max_decode_bytes` in KiB permits, held by each request while it decodes and analyses.
     pub decode_budget: Arc<Semaphore>,
     pub metrics: metrics::Metrics,
+    /// Face trackers of the live streams (`?stream=ID`).
+    pub streams: streams::Streams,
 }
 
 impl AppState {
     pub fn new(predictor: Predictor, config: ServeConfig) -> Arc<Self> {
         let admission = Admission::new(config.concurrency, config.queue);
         let decode_budget = Arc::new(Semaphore::new(kib(config.max_decode_bytes) as usize));
-        Arc::new(AppState { predictor, config, admission, decode_budget, metrics: metrics::Metrics::default() })
+        Arc::new(AppState { predictor, config, admission, decode_budget, metrics: metrics::Metrics::default(), streams: streams::Streams::default() })
     }
 }
 

@@ -5,7 +5,7 @@
 //! given a model, how often the label from the photo equals the label of the original 48x48 face
 //! and how often each is right (flip TTA, `predict`'s default).
 //!
-//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [all|both|ssd|seeta|mmod][:bf16] [DUMP_DIR]
+//! cargo run --release --example detection_recall -- ../shared/data/fer2013 [val|train] [model.safetensors|-] [yunet|accurate|ssd|seeta|mmod][:bf16][@MIN_SCORE] [DUMP_DIR]
 //!
 //! `:bf16` runs the SSD detector (and the model) with `--precision bf16`'s products.
 //!
@@ -28,7 +28,12 @@ fn main() -> anyhow::Result<()> {
         Some("train") => Split::Train,
         _ => Split::Val,
     };
+    // DETECTOR[:bf16][@MIN_SCORE], e.g. yunet@0.8
     let detector_arg = std::env::args().nth(4).unwrap_or_default();
+    let (detector_arg, min_score) = match detector_arg.split_once('@') {
+        Some((name, score)) => (name.to_string(), Some(score.parse::<f32>()?)),
+        None => (detector_arg, None),
+    };
     let (detector_name, precision) = match detector_arg.strip_suffix(":bf16") {
         Some(name) => (name, Precision::Bf16),
         None => (detector_arg.as_str(), Precision::F32),
@@ -62,7 +67,7 @@ fn main() -> anyhow::Result<()> {
             let faces: Vec<_> = placed.iter().map(|&(i, cx, cy)| serde_json::json!({"source": set.sources[i], "label": set.labels[i], "cx": cx, "cy": cy, "side": SIDE})).collect();
             writeln!(log, "{}", serde_json::json!({"file": name, "width": photo.width(), "height": photo.height(), "faces": faces}))?;
         }
-        let boxes = detector.detect_with(&image::DynamicImage::ImageLuma8(photo.clone()), ferlite::faces::ssd::MIN_CONFIDENCE, precision)?;
+        let boxes = detector.detect_with(&image::DynamicImage::ImageLuma8(photo.clone()), min_score, precision)?;
         for (i, cx, cy) in placed {
             let class = set.labels[i] as usize;
             total[class] += 1;

@@ -3,7 +3,7 @@
 //! classified through several crop strategies with the embedded model. This chose
 //! `FaceBox::crop_margin` and `faces::FRAMING_SCALES` (docs/experiments.md, 2026-11-26).
 //!
-//! cargo run --release --example framing_sweep -- ../shared/data/fer2013 [all|both|ssd|seeta|mmod] [flip|none]
+//! cargo run --release --example framing_sweep -- ../shared/data/fer2013 [yunet|accurate|ssd|seeta|mmod] [flip|none]
 //!
 //! A strategy is a set of crops (side relative to a base side, centre shift as a fraction of it)
 //! whose probabilities are averaged. Base sides: "long", the box's longer side with the

@@ -55,6 +55,10 @@ pub struct FaceResult {
     pub face_box: FaceBox,
     #[serde(flatten)]
     pub prediction: Prediction,
+    /// The same face's id across the frames of a video or camera stream ([`crate::track`]);
+    /// `None` for a still image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<u64>,
 }
 
 /// How to find the faces in an image (`predict --faces --detector --min-face-score`, and the
@@ -63,13 +67,13 @@ pub struct FaceResult {
 pub struct FaceSearch {
     pub mode: FaceMode,
     pub detector: Detector,
-    /// Lowest score (0-1) of a face from the SSD detector.
-    pub min_ssd_score: f32,
+    /// Lowest score (0-1) of a face from YuNet or the SSD (`None`: each one's own default).
+    pub min_face_score: Option<f32>,
 }
 
 impl Default for FaceSearch {
     fn default() -> Self {
-        FaceSearch { mode: FaceMode::default(), detector: Detector::default(), min_ssd_score: crate::faces::ssd::MIN_CONFIDENCE }
+        FaceSearch { mode: FaceMode::default(), detector: Detector::default(), min_face_score: None }
     }
 }
 
@@ -87,11 +91,11 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, search: FaceSearch, 
         (vec![FaceBox::whole(photo.width(), photo.height())], predictor.predict(&face_pixels(photo), tta))
     } else {
         // The detector's products in the classifier's precision: one choice for the whole photo.
-        let boxes = search.detector.detect_with(photo, search.min_ssd_score, predictor.precision())?;
+        let boxes = search.detector.detect_with(photo, search.min_face_score, predictor.precision())?;
         let predictions = classify_detected(predictor, &photo.to_luma8(), &boxes, tta);
         (boxes, predictions)
     };
-    Ok(boxes.into_iter().zip(predictions).map(|(face_box, prediction)| FaceResult { face_box, prediction }).collect())
+    Ok(boxes.into_iter().zip(predictions).map(|(face_box, prediction)| FaceResult { face_box, prediction, track_id: None }).collect())
 }
 
 /// The emotion of each detected face in `gray`: the face classified at every framing of

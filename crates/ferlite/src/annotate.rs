@@ -16,7 +16,7 @@ pub fn annotate(photo: &RgbImage, faces: &[FaceResult]) -> Result<RgbImage> {
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         // Sizes follow the face, so labels stay readable on small and large photos alike.
-        for FaceResult { face_box: b, prediction: p } in faces {
+        for FaceResult { face_box: b, prediction: p, .. } in faces {
             let color = class_color(p.class_index).to_rgba();
             let thick = (b.width / 60).clamp(2, 8);
             let (x0, y0, x1, y1) = (b.x as i32, b.y as i32, (b.x + b.width) as i32, (b.y + b.height) as i32);

@@ -3,7 +3,8 @@
 //! Layout: [`data`] reads FER2013 (CSV or folders) and augments it; [`model`] is the network;
 //! [`nn`] the layers and optimisers it is built from; [`train`] the training loop and checkpoints;
 //! [`eval`] metrics and plots; [`predict`] turns face images into emotions; [`image_io`],
-//! [`faces`] and [`analyze`] take whole photos to per-face emotions. The front ends (the `ferlite`
+//! [`faces`] and [`analyze`] take whole photos to per-face emotions; [`video`] reads and writes
+//! video files (through FFmpeg) and [`track`] follows faces across frames. The front ends (the `ferlite`
 //! command line, the HTTP service, the Python package) are thin crates on top of this one.
 //!
 //! # Quick start: emotions of every face in a photo
@@ -47,5 +48,7 @@ pub mod model;
 pub mod nn;
 pub mod predict;
 pub mod rng;
+pub mod track;
 pub mod train;
+pub mod video;
 pub mod weights;

@@ -1,7 +1,8 @@
 //! Everyday photos nobody here made: the six group photos in the `demo/` folder of face-api's npm
 //! package (`@vladmandic/face-api` 1.7.15, 22 faces; `.ci/run` installs it into `tests/face-api`,
 //! the photos are not redistributed here). ferlite's default detector must find what face-api
-//! itself finds there, no more and no fewer, with boxes that overlap face-api's. Skips, saying so,
+//! itself finds there, no more and no fewer, with boxes that overlap face-api's, also with the
+//! photos at half size (faces 80-120 px instead of 145-220). Skips, saying so,
 //! when the package is not installed. Also scikit-image's sample pictures: no face where there is
 //! none (the detector's precision).
 
@@ -33,21 +34,40 @@ fn iou(a: &FaceBox, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
     shared / ((a.width * a.height + w * h) as f64 - shared)
 }
 
+/// face-api's boxes scaled by `scale`, and the default detector's faces in the photo resized by it.
+fn faces_at_scale(demo: &std::path::Path, file: &str, expected: Boxes, scale: f64) -> (Vec<FaceBox>, Vec<(u32, u32, u32, u32)>) {
+    let photo = image::open(demo.join(file)).unwrap();
+    let photo = if scale == 1.0 {
+        photo
+    } else {
+        let (w, h) = ((photo.width() as f64 * scale).round() as u32, (photo.height() as f64 * scale).round() as u32);
+        photo.resize_exact(w, h, image::imageops::FilterType::Triangle)
+    };
+    let s = |v: u32| (v as f64 * scale).round() as u32;
+    (Detector::default().detect(&photo).unwrap(), expected.iter().map(|&(x, y, w, h)| (s(x), s(y), s(w), s(h))).collect())
+}
+
+/// YuNet frames a face a little differently from face-api's SSD (its box of a turned face reaches
+/// further down the cheek): the lowest IoU between the two on these photos was 0.66 on 2026-12-04
+/// (sample2.jpg's left face, in profile).
+const MIN_IOU: f64 = 0.6;
+
 #[test]
-fn default_detector_finds_the_faces_face_api_finds_in_its_demo_photos() {
+fn default_detector_finds_the_faces_face_api_finds_in_its_demo_photos_at_full_and_half_size() {
     let Some(demo) = face_api_demo() else { return };
-    let mut worst = 1.0f64;
-    for (file, expected) in FACE_API_BOXES {
-        let photo = image::open(demo.join(file)).unwrap();
-        let found = Detector::default().detect(&photo).unwrap();
-        assert_eq!(found.len(), expected.len(), "{file}: found {found:?}, face-api {expected:?}");
-        for &face in expected {
-            let best = found.iter().map(|f| iou(f, face)).fold(0.0, f64::max);
-            assert!(best > 0.8, "{file}: face-api's face {face:?} best matched with IoU {best:.2} among {found:?}");
-            worst = worst.min(best);
+    for scale in [1.0, 0.5] {
+        let mut worst = 1.0f64;
+        for (file, expected) in FACE_API_BOXES {
+            let (found, expected) = faces_at_scale(&demo, file, expected, scale);
+            assert_eq!(found.len(), expected.len(), "{file} at {scale}x: found {found:?}, face-api {expected:?}");
+            for &face in &expected {
+                let best = found.iter().map(|f| iou(f, face)).fold(0.0, f64::max);
+                assert!(best > MIN_IOU, "{file} at {scale}x: face-api's face {face:?} best matched with IoU {best:.2} among {found:?}");
+                worst = worst.min(best);
+            }
         }
+        eprintln!("at {scale}x: 22 of 22 faces, no extra; lowest IoU with face-api's box {worst:.3}");
     }
-    eprintln!("22 of 22 faces, no extra; lowest IoU with face-api's box {worst:.3}");
 }
 
 /// scikit-image's sample pictures (its PyPI wheel, `skimage/data/`; `.ci/run` unpacks it into
@@ -65,8 +85,9 @@ const WITHOUT_PEOPLE: [&str; 23] = [
     "retina.jpg", "rocket.jpg",
 ];
 
-/// The precision side of the SSD's score threshold (`faces::ssd::MIN_CONFIDENCE`): the highest
-/// score of a false face among these is a coin's, 0.36, so a threshold at or under it fails here.
+/// The precision side of the default detector's score threshold (`faces::yunet::MIN_SCORE`,
+/// 0.6): the highest scores of false faces among these were motorcycle_left's 0.45 and the
+/// Hubble deep field's 0.44 on 2026-12-04.
 #[test]
 fn default_detector_finds_no_face_where_there_is_none_and_the_one_where_there_is() {
     let Some(data) = scikit_image_data() else { return };

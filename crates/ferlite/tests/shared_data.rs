@@ -98,7 +98,7 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// original predicted directly.
 ///
 /// One of the eight (`PublicTest_15372592`, sad) is a profile cut tight through the eye and chin
-/// that face-api's SSD and SeetaFace miss; dlib's MMOD in the default finds it. None may be missed.
+/// that face-api's SSD and SeetaFace miss; dlib's MMOD in `accurate` finds it: `accurate` may miss none.
 ///
 /// Labels: cropping the photo where each face was pasted must give the original's probabilities
 /// back to within 0.15 (the crop and resampling path: upscaled 3x, then shrunk again). Through the
@@ -107,18 +107,33 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// disagreement with the original's label is allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
+    let Some(root) = shared_fer2013() else { return };
+    // All 8 with `accurate` since 2026-11-27 (dlib's MMOD finds the profile cut through eye and
+    // chin, `PublicTest_15372592`, which face-api's SSD and SeetaFace miss).
+    let (missed, extra) = composite_with(&root, ferlite::faces::Detector::Accurate);
+    assert!(missed.is_empty() && extra == 0, "accurate: faces not found: {missed:?}, {extra} extra");
+    // The default, YuNet, misses the same profile cut as the SSD and SeetaFace (docs/decisions.md 23).
+    let (missed, extra) = composite_with(&root, ferlite::faces::Detector::Yunet);
+    assert!(missed.len() <= COMPOSITE_MISSED_BY_DEFAULT && extra == 0, "default: faces not found: {missed:?}, {extra} extra");
+}
+
+/// How many of the composite's 8 faces the default detector missed on 2026-12-04 (YuNet: the
+/// profile cut through eye and chin, `PublicTest_15372592`).
+const COMPOSITE_MISSED_BY_DEFAULT: usize = 1;
+
+/// The composite photo through `detector`: the faces it missed, and how many boxes framed no face.
+/// Every face found must get its crop's label (one may differ) and its pasted place's probabilities.
+fn composite_with(root: &std::path::Path, detector: ferlite::faces::Detector) -> (Vec<String>, usize) {
     use ferlite::analyze::{analyze, FaceMode, FaceSearch};
     use ferlite::faces::{crop_face, FaceBox};
     use ferlite::predict::Tta;
     use grid::SIDE;
-    let Some(root) = shared_fer2013() else { return };
-    let val = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
+    let val = load(root, Some(Split::Val), BadInput::Abort).unwrap();
     let predictor = ferlite::predict::Predictor::load(None).unwrap();
     // Every class once (plus one more happy), spread over the split.
     let picks: Vec<usize> = [0u8, 1, 2, 3, 4, 5, 6, 3].iter().enumerate().map(|(k, class)| val.labels.iter().enumerate().filter(|(_, l)| *l == class).nth(3 + 7 * k).unwrap().0).collect();
     let (photo, placed) = grid::paste_grid(&val, &picks);
-    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo.clone()), FaceSearch { mode: FaceMode::Detect, ..FaceSearch::default() }, Tta::None).unwrap();
-    let boxes: Vec<FaceBox> = found.iter().map(|f| f.face_box).collect();
+    let found = analyze(&predictor, &image::DynamicImage::ImageLuma8(photo.clone()), FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() }, Tta::None).unwrap();
     let mut missed = Vec::new();
     let mut disagreements = Vec::new();
     for &(i, cx, cy) in &placed {
@@ -138,10 +153,8 @@ fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
             }
         }
     }
-    eprintln!("composite: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
-    // All 8 since 2026-11-27 (dlib's MMOD in the default finds the profile cut through eye and
-    // chin, `PublicTest_15372592`, which face-api's SSD and SeetaFace miss).
-    assert!(missed.is_empty(), "faces not found: {missed:?}; found {boxes:?}");
-    assert_eq!(found.len(), placed.len(), "extra detections: {boxes:?}");
-    assert!(disagreements.len() <= 1, "{disagreements:?}");
+    eprintln!("composite, {detector:?}: {} of {} found, missed {missed:?}; label differs from the crop's for {disagreements:?}", placed.len() - missed.len(), placed.len());
+    assert!(disagreements.len() <= 1, "{detector:?}: {disagreements:?}");
+    let extra = (found.len() + missed.len()).saturating_sub(placed.len());
+    (missed, extra)
 }

@@ -1,10 +1,12 @@
 use anyhow::{Context, Result};
 use ferlite::analyze::{analyze, FaceMode, FaceResult, FaceSearch};
 use ferlite::faces::Detector;
-use ferlite::annotate::annotate_to_file;
+use ferlite::annotate::{annotate, annotate_to_file};
 use ferlite::emotion::EMOTIONS;
 use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open_image, IMAGE_EXTENSIONS};
 use ferlite::predict::{Predictor, Tta};
+use ferlite::track::Tracker;
+use ferlite::video::{is_video_file, probe, FrameReader, VideoWriter, VIDEO_EXTENSIONS};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::Write;
@@ -12,12 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-#[command(after_help = "Video: give an animated GIF (every frame is analysed, records carry `frame`) or a folder of \
-extracted frames (e.g. `ffmpeg -i clip.mp4 -vf fps=5 frames/%05d.png`).\n\n\
+#[command(after_help = "Video: give a video file (mp4, mov, mkv, webm, avi; read through FFmpeg, which must be \
+installed) or an animated GIF. Every frame is analysed (or --fps N a second); records carry `frame`, `time` and \
+each face's `track_id`, the same for the same face from frame to frame.\n\n\
 Examples:\n  ferlite predict assets/demo/astronaut.jpg --annotate astronaut.png\n  \
-ferlite predict photos/ --format csv --output emotions.csv")]
+ferlite predict photos/ --format csv --output emotions.csv\n  \
+ferlite predict clip.mp4 --fps 5 --smooth 1 --json --annotate clip.annotated.mp4")]
 pub struct PredictArgs {
-    /// Images (any size, colour, format; EXIF orientation respected), animated GIFs, or folders of them (recursive).
+    /// Images (any size, colour, format; EXIF orientation respected), videos, animated GIFs, or folders of them (recursive).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     #[command(flatten)]
@@ -28,15 +32,15 @@ pub struct PredictArgs {
     /// Where the faces are: found by the detector, or the whole image is one (`auto` decides by size and content).
     #[arg(long, value_enum, default_value_t = FaceMode::Auto)]
     faces: FaceMode,
-    /// Face detector for photos: `all` (three merged: the most faces, ~0.36 s a 640x480 photo on one
-    /// core), `both` (SSD and SeetaFace merged, ~2x faster), `ssd` (face-api's: small, turned and
-    /// partly hidden faces too), `seeta` (frontal, fastest), `mmod` (dlib's CNN: faces of 80 px and up).
+    /// Face detector for photos: `yunet` (a few ms a photo on one core), `accurate` (all four
+    /// merged: more turned and tightly cropped faces, ~0.4 s a photo), or one of the others alone:
+    /// `ssd` (face-api's), `seeta` (frontal faces), `mmod` (dlib's CNN: faces of 80 px and up).
     #[arg(long, value_enum, default_value_t = Detector::default())]
     detector: Detector,
-    /// Lowest score (0-1) of a face from the SSD detector: lower finds more faces, and more false
-    /// ones (face-api's default is 0.5). SeetaFace's and MMOD's faces are kept as they are.
-    #[arg(long, value_name = "SCORE", default_value_t = ferlite::faces::ssd::MIN_CONFIDENCE, value_parser = face_score)]
-    min_face_score: f32,
+    /// Lowest score (0-1) of a face from YuNet (default 0.6) or the SSD (default 0.4): lower
+    /// finds more faces, and more false ones. SeetaFace's and MMOD's faces are kept as they are.
+    #[arg(long, value_name = "SCORE", value_parser = face_score)]
+    min_face_score: Option<f32>,
     /// How to write results: readable lines, one JSON object per image (or frame), or one CSV row per face.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -47,34 +51,67 @@ pub struct PredictArgs {
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Write each photo with boxes, labels and probability bars drawn on it: to this file for a
-    /// single input, or into this folder (as `<name>.annotated.png`) for several. An animated GIF
-    /// gives one file per frame (`out.png` → `out.frame0000.png`, `out.frame0001.png`, ...).
+    /// single input, or into this folder (as `<name>.annotated.png`) for several. A video gives an
+    /// annotated video (`out.mp4`, or `<name>.annotated.mp4` in the folder); an animated GIF one
+    /// file per frame (`out.png` → `out.frame0000.png`, `out.frame0001.png`, ...).
     #[arg(long, value_name = "PATH")]
     annotate: Option<PathBuf>,
-    /// Most frames analysed of one animated GIF (1 to 1,000,000); the rest are left, with a warning.
-    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    max_frames: u32,
+    /// Most frames analysed of one animated GIF (default 300) or video (default: all of it); the
+    /// rest are left, with a warning.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    max_frames: Option<u32>,
+    /// Frames a second to analyse of a video (default: every frame).
+    #[arg(long, value_name = "N", value_parser = sample_rate)]
+    fps: Option<f64>,
+    /// Average each face's probabilities over about this many seconds of a video or GIF (an
+    /// exponential moving average along its track), so that its label does not flicker.
+    #[arg(long, value_name = "SECONDS", value_parser = smoothing)]
+    smooth: Option<f64>,
+}
+
+/// Frames of one animated GIF analysed when `--max-frames` is not given (a 240 KB GIF can hold
+/// 10,000 large frames: hours of work).
+const GIF_MAX_FRAMES: u32 = 300;
+
+/// `--fps`: a positive rate up to 1000.
+fn sample_rate(value: &str) -> Result<f64, String> {
+    let fps: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if fps > 0.0 && fps <= 1000.0 {
+        Ok(fps)
+    } else {
+        Err(format!("frames a second from over 0 to 1000, not {value}"))
+    }
+}
+
+/// `--smooth`: seconds from 0 to 60.
+fn smoothing(value: &str) -> Result<f64, String> {
+    let seconds: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=60.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("seconds from 0 to 60, not {value}"))
+    }
 }
 
 impl PredictArgs {
     fn face_search(&self) -> FaceSearch {
-        FaceSearch { mode: self.faces, detector: self.detector, min_ssd_score: self.min_face_score }
+        FaceSearch { mode: self.faces, detector: self.detector, min_face_score: self.min_face_score }
     }
 }
 
-/// `--min-face-score`'s value: a score strictly between 0 and 1 (the SSD's scores are sigmoids).
+/// `--min-face-score`'s value: a score strictly between 0 and 1.
 fn face_score(value: &str) -> Result<f32, String> {
     let score: f32 = value.parse().map_err(|e| format!("{e}"))?;
-    ferlite::faces::ssd::check_min_score(score)
+    ferlite::faces::check_min_score(score)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     /// `file[ face N at x,y WxH]: emotion (confidence%) [all seven]`, or `file: no face found`.
     Text,
-    /// `{"file", "frame"?, "image": {"width", "height"}, "faces": [{"box", "emotion", "confidence", "probabilities"}]}` or `{"file", "error"}`.
+    /// `{"file", "frame"?, "time"?, "image": {"width", "height"}, "faces": [{"box", "emotion", "confidence", "probabilities", "track_id"?}]}` or `{"file", "error"}`.
     Jsonl,
-    /// `file,frame,image_width,image_height,faces,face,detector,x,y,width,height,score,emotion,confidence,<seven probabilities>,error`:
+    /// `file,frame,time,image_width,image_height,faces,face,track_id,detector,x,y,width,height,score,emotion,confidence,<seven probabilities>,error`:
     /// a row per face, and one with `faces` 0 for an image without any.
     Csv,
 }
@@ -106,7 +143,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
             if single {
                 target.clone()
             } else {
-                target.join(format!("{}.annotated.png", file.file_stem().unwrap_or_default().to_string_lossy()))
+                let extension = if is_video_file(file) { "mp4" } else { "png" };
+                target.join(format!("{}.annotated.{extension}", file.file_stem().unwrap_or_default().to_string_lossy()))
             }
         });
         if let Err(e) = predict_file(&predictor, file, &args, annotate_to.as_deref(), &mut sink, &progress) {
@@ -120,7 +158,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     progress.finish_and_clear();
     sink.finish()?;
     match &args.annotate {
-        Some(target) if single && failures == 0 => tracing::info!("annotated image written to {}", target.display()),
+        Some(target) if single && failures == 0 => {
+            let what = if is_video_file(&files[0]) { "video" } else { "image" };
+            tracing::info!("annotated {what} written to {}", target.display())
+        }
         Some(target) if files.len() > failures => tracing::info!("annotated images written into {}/", target.display()),
         _ => {}
     }
@@ -133,10 +174,20 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
 
 /// One input file: a still image, or every frame of an animated GIF.
 fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
+    if is_video_file(file) {
+        return predict_video(predictor, file, args, annotate_to, sink, progress);
+    }
     if is_animated_gif(file) {
-        let read = for_each_gif_frame(file, args.max_frames as usize, |frame, image| {
-            let faces = analyze(predictor, &image, args.face_search(), args.tta)?;
-            progress.suspend(|| sink.faces(file, Some(frame), (image.width(), image.height()), &faces))?;
+        let max_frames = args.max_frames.unwrap_or(GIF_MAX_FRAMES);
+        // GIF frames carry their own delays; tracks are kept at a nominal 10 frames a second.
+        let mut tracker = Tracker::new(args.smooth);
+        let read = for_each_gif_frame(file, max_frames as usize, |frame, image| {
+            let started = std::time::Instant::now();
+            let mut faces = analyze(predictor, &image, args.face_search(), args.tta)?;
+            let time = frame as f64 / 10.0;
+            tracker.update(time, &mut faces);
+            let at = FrameAt { index: frame as u64, time: None, analysis: started.elapsed() };
+            progress.suspend(|| sink.faces(file, Some(at), (image.width(), image.height()), &faces))?;
             // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
             annotate_to.map_or(Ok(()), |out| draw(&image, &faces, &frame_path(out, frame)))
         })?;
@@ -145,7 +196,7 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
             progress.suspend(|| tracing::warn!("{name}: skipped {} frames of no pixels (frames {:?})", read.skipped.len(), read.skipped));
         }
         if read.more_frames {
-            progress.suspend(|| tracing::warn!("{name}: analysed its first {} frames and left the rest (raise --max-frames for more)", args.max_frames));
+            progress.suspend(|| tracing::warn!("{name}: analysed its first {max_frames} frames and left the rest (raise --max-frames for more)"));
         }
         return Ok(());
     }
@@ -153,6 +204,62 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
     let faces = analyze(predictor, &photo, args.face_search(), args.tta).with_context(|| file.display().to_string())?;
     progress.suspend(|| sink.faces(file, None, (photo.width(), photo.height()), &faces))?;
     annotate_to.map_or(Ok(()), |out| draw(&photo, &faces, out))
+}
+
+/// Every frame of a video (or `--fps` a second), through FFmpeg: a record per frame, faces
+/// tracked from frame to frame, and with `--annotate` the annotated video.
+fn predict_video(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, batch: &ProgressBar) -> Result<()> {
+    let info = probe(file)?;
+    let mut reader = FrameReader::open(file, &info, args.fps)?;
+    let fps = args.fps.unwrap_or(info.fps);
+    let mut writer = match annotate_to {
+        Some(out) => {
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            }
+            Some(VideoWriter::create(out, (info.width, info.height), fps)?)
+        }
+        None => None,
+    };
+    let expected = info.expected_frames(args.fps);
+    let max_frames = args.max_frames.map(u64::from);
+    let bar = match (batch.is_hidden(), expected) {
+        (true, Some(n)) => ProgressBar::new(max_frames.map_or(n, |m| m.min(n))),
+        (true, None) => ProgressBar::no_length(),
+        (false, _) => ProgressBar::hidden(), // inside a batch: the batch's bar is enough
+    };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {elapsed} (eta {eta})").expect("valid template"));
+    let mut tracker = Tracker::new(args.smooth);
+    while let Some(frame) = reader.next_frame()? {
+        if max_frames.is_some_and(|m| frame.index >= m) {
+            bar.suspend(|| tracing::warn!("{}: analysed its first {} frames and left the rest (raise --max-frames for more)", file.display(), frame.index));
+            break;
+        }
+        let started = std::time::Instant::now();
+        let image = image::DynamicImage::ImageRgb8(frame.image);
+        let mut faces = analyze(predictor, &image, args.face_search(), args.tta).with_context(|| format!("{}: frame {}", file.display(), frame.index))?;
+        tracker.update(frame.time, &mut faces);
+        let at = FrameAt { index: frame.index, time: Some(frame.time), analysis: started.elapsed() };
+        bar.suspend(|| batch.suspend(|| sink.faces(file, Some(at), (info.width, info.height), &faces)))?;
+        if let Some(writer) = writer.as_mut() {
+            writer.write(&annotate(image.as_rgb8().expect("an RGB frame"), &faces)?)?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(writer) = writer {
+        writer.finish()?;
+    }
+    Ok(())
+}
+
+/// Which frame of a video or GIF a record is about: its index, its time in the video (seconds;
+/// GIFs: none), and how long its analysis took.
+#[derive(Clone, Copy)]
+struct FrameAt {
+    index: u64,
+    time: Option<f64>,
+    analysis: std::time::Duration,
 }
 
 /// `--annotate`: the image with its faces drawn, written to `out` (its folder made if need be).
@@ -183,36 +290,42 @@ impl Sink {
             return Ok(Sink { format, out, csv: None });
         }
         let mut csv = csv::Writer::from_writer(out);
-        let mut header = vec!["file", "frame", "image_width", "image_height", "faces", "face", "detector", "x", "y", "width", "height", "score", "emotion", "confidence"];
+        let mut header = vec!["file", "frame", "time", "image_width", "image_height", "faces", "face", "track_id", "detector", "x", "y", "width", "height", "score", "emotion", "confidence"];
         header.extend(EMOTIONS);
         header.push("error");
         csv.write_record(&header)?;
         Ok(Sink { format, out: Box::new(std::io::sink()), csv: Some(csv) })
     }
 
-    fn faces(&mut self, file: &Path, frame: Option<usize>, (width, height): (u32, u32), faces: &[FaceResult]) -> Result<()> {
+    fn faces(&mut self, file: &Path, frame: Option<FrameAt>, (width, height): (u32, u32), faces: &[FaceResult]) -> Result<()> {
         let name = file.display().to_string();
+        let time = frame.and_then(|f| f.time).map(|t| (t * 1e3).round() / 1e3);
         match self.format {
             Format::Jsonl => {
                 let mut record = json!({ "file": name, "image": { "width": width, "height": height }, "faces": faces });
-                if let Some(i) = frame {
-                    record["frame"] = json!(i);
+                if let Some(at) = frame {
+                    record["frame"] = json!(at.index);
+                    if let Some(t) = time {
+                        record["time"] = json!(t);
+                    }
+                    record["timing_ms"] = json!({ "analysis": (at.analysis.as_secs_f64() * 1e5).round() / 100.0 });
                 }
                 writeln!(self.out, "{record}")?;
             }
             Format::Csv => {
                 let csv = self.csv.as_mut().expect("csv writer");
-                let image = [name.clone(), frame.map(|v| v.to_string()).unwrap_or_default(), width.to_string(), height.to_string(), faces.len().to_string()];
+                let image = [name.clone(), frame.map(|f| f.index.to_string()).unwrap_or_default(), time.map(|t| t.to_string()).unwrap_or_default(), width.to_string(), height.to_string(), faces.len().to_string()];
                 if faces.is_empty() {
                     // Processed and no face: a row still, unlike a file never read (its row has the error).
                     let mut row = image.to_vec();
-                    row.extend(std::iter::repeat_n(String::new(), 9 + EMOTIONS.len() + 1));
+                    row.extend(std::iter::repeat_n(String::new(), 10 + EMOTIONS.len() + 1));
                     csv.write_record(&row)?;
                 }
                 for (i, f) in faces.iter().enumerate() {
                     let b = &f.face_box;
                     let mut row = image.to_vec();
                     row.push((i + 1).to_string());
+                    row.push(f.track_id.map(|t| t.to_string()).unwrap_or_default());
                     row.push(b.detector.and_then(|d| clap::ValueEnum::to_possible_value(&d)).map_or_else(|| "whole-image".to_string(), |v| v.get_name().to_string()));
                     row.extend([b.x, b.y, b.width, b.height].map(|v| v.to_string()));
                     row.push(b.score.map(|s| format!("{s:.2}")).unwrap_or_default());
@@ -225,7 +338,7 @@ impl Sink {
             }
             Format::Text => {
                 let name = match frame {
-                    Some(i) => format!("{name} frame {i}"),
+                    Some(at) => format!("{name} frame {}", at.index),
                     None => name,
                 };
                 if faces.is_empty() {
@@ -235,6 +348,10 @@ impl Sink {
                     let (b, p) = (&f.face_box, &f.prediction);
                     let all: Vec<String> = EMOTIONS.iter().zip(p.probabilities).map(|(e, v)| format!("{e} {:.1}%", v * 100.0)).collect();
                     let place = if faces.len() == 1 && b.score.is_none() { String::new() } else { format!(" face {} at {},{} {}x{}", i + 1, b.x, b.y, b.width, b.height) };
+                    let place = match f.track_id {
+                        Some(id) => format!("{place} (track {id})"),
+                        None => place,
+                    };
                     writeln!(self.out, "{name}{place}: {} ({:.1}%)  [{}]", p.emotion, p.confidence * 100.0, all.join(", "))?;
                 }
             }
@@ -249,7 +366,7 @@ impl Sink {
             Format::Jsonl => writeln!(self.out, "{}", json!({ "file": name, "error": message }))?,
             Format::Csv => {
                 let mut row = vec![name];
-                row.extend(std::iter::repeat_n(String::new(), 13 + EMOTIONS.len()));
+                row.extend(std::iter::repeat_n(String::new(), 15 + EMOTIONS.len()));
                 row.push(message.to_string());
                 self.csv.as_mut().expect("csv writer").write_record(&row)?;
             }
@@ -291,7 +408,7 @@ fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(Pat
     let (files_before, unlisted_before) = (files.len(), unlisted.len());
     for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
         match entry {
-            Ok(entry) if entry.file_type().is_file() && (is_image_file(entry.path()) || is_unnamed_image(entry.path())) => files.push(entry.into_path()),
+            Ok(entry) if entry.file_type().is_file() && (is_image_file(entry.path()) || is_video_file(entry.path()) || is_unnamed_image(entry.path())) => files.push(entry.into_path()),
             Ok(_) => {}
             Err(e) => {
                 let at = e.path().unwrap_or(path).to_path_buf();
@@ -303,6 +420,6 @@ fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(Pat
         }
     }
     if files.len() == files_before && unlisted.len() == unlisted_before {
-        unlisted.push((path.to_path_buf(), format!("no images in this folder (looked for .{})", IMAGE_EXTENSIONS.join(", ."))));
+        unlisted.push((path.to_path_buf(), format!("no images or videos in this folder (looked for .{}, .{})", IMAGE_EXTENSIONS.join(", ."), VIDEO_EXTENSIONS.join(", ."))));
     }
 }

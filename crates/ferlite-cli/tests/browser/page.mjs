@@ -26,8 +26,8 @@ try {
   await page.evaluate(() => { document.getElementById("faces").removeAttribute("data-count"); });
   await page.click("#camera");
   await page.waitForFunction(() => document.getElementById("faces").dataset.count !== undefined, null, { timeout: 30000 });
-  // Let a few more frames go through the loop.
-  await page.waitForTimeout(1500);
+  // Let a few more frames go through the loop (the rate shown is over the last ten).
+  await page.waitForTimeout(3000);
   result.webcam = await readOverlay(page);
   result.webcam.button = await page.textContent("#camera");
   await page.screenshot({ path: `${outDir}/webcam.png` });
@@ -47,6 +47,7 @@ async function readOverlay(page) {
       faces: Number(document.getElementById("faces").dataset.count),
       text: document.getElementById("faces").textContent,
       status: document.getElementById("status").textContent,
+      framesPerSecond: Number(document.getElementById("status").dataset.framesPerSecond || 0),
       drawnPixels: drawn,
       canvas: [canvas.width, canvas.height],
     };

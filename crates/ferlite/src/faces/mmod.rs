@@ -412,7 +412,7 @@ impl MmodDetector {
             .filter_map(|(score, [x0, y0, x1, y1])| {
                 let (x0, y0) = ((x0 / scale).max(0.0), (y0 / scale).max(0.0));
                 let (x1, y1) = ((x1 / scale).min(w as f32), (y1 / scale).min(h as f32));
-                (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(FaceBox { x: x0 as u32, y: y0 as u32, width: (x1 - x0) as u32, height: (y1 - y0) as u32, score: Some(score as f64), detector: Some(super::Detector::Mmod) })
+                (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(FaceBox { x: x0 as u32, y: y0 as u32, width: (x1 - x0) as u32, height: (y1 - y0) as u32, score: Some(score as f64), detector: Some(super::Detector::Mmod), landmarks: None })
             })
             .collect()
     }

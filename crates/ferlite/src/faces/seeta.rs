@@ -57,6 +57,7 @@ impl SeetaDetector {
                     height: to_photo(b.height() as f32).min(h as f32 - y) as u32,
                     score: Some(f.score()),
                     detector: Some(super::Detector::Seeta),
+                    landmarks: None,
                 }
             })
             .collect()

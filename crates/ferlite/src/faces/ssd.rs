@@ -38,16 +38,6 @@ const BN_EPSILON: f32 = 0.001;
 /// the layer's weights afresh (up to 4 MB), which must stay small beside its multiply-adds.
 const MIN_CHUNK_POSITIONS: usize = 128;
 
-/// `score` if it can be a lowest face score (strictly between 0 and 1: the scores are sigmoids),
-/// else why not (`predict --min-face-score`, the service's `min_face_score`).
-pub fn check_min_score(score: f32) -> Result<f32, String> {
-    if score > 0.0 && score < 1.0 {
-        Ok(score)
-    } else {
-        Err(format!("a face score is strictly between 0 and 1, not {score}"))
-    }
-}
-
 /// An activation map, height x width x channels (channels fastest, as in tfjs; the layer knows how
 /// many). `data` holds the map's rows `rows`: all of them, or one band while the first blocks run
 /// band by band (see [`forward_in_bands`]).
@@ -141,7 +131,7 @@ fn in_row_chunks(rows: Range<usize>, (width, channels): (usize, usize), compute:
         return data;
     }
     let threads = rayon::current_num_threads();
-    // A few chunks per thread, so that a thread busy elsewhere (SeetaFace, under `Both`) is
+    // A few chunks per thread, so that a thread busy elsewhere (SeetaFace, MMOD or YuNet, under `Accurate`) is
     // made up for by the others; never so few rows that a chunk's GEMM gets inefficient.
     let chunk = rows.len().div_ceil(4 * threads).max(MIN_CHUNK_POSITIONS.div_ceil(width));
     if threads == 1 || chunk >= rows.len() {
@@ -481,7 +471,7 @@ impl SsdDetector {
                 let [y0, x0, y1, x1] = boxes[i].map(|v| v.clamp(0.0, 1.0) * side);
                 let (x, y) = (x0.round().min(w as f32 - 1.0), y0.round().min(h as f32 - 1.0));
                 let (width, height) = ((x1.min(w as f32) - x).round(), (y1.min(h as f32) - y).round());
-                (width >= 1.0 && height >= 1.0).then(|| FaceBox { x: x as u32, y: y as u32, width: width as u32, height: height as u32, score: Some(scores[i] as f64), detector: Some(super::Detector::Ssd) })
+                (width >= 1.0 && height >= 1.0).then(|| FaceBox { x: x as u32, y: y as u32, width: width as u32, height: height as u32, score: Some(scores[i] as f64), detector: Some(super::Detector::Ssd), landmarks: None })
             })
             .collect()
     }
