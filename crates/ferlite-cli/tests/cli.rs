@@ -473,7 +473,8 @@ fn animated_gif_gives_one_record_per_frame() {
     // --annotate draws each frame into its own file.
     for frame in 0..3 {
         let path = tmp.path().join(format!("drawn/clip.frame{frame:04}.png"));
-        assert_eq!(image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).width(), 48);
+        // The 48 px frames drawn enlarged (7x), so that the label fits.
+        assert!(image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).width() >= 48 * 7);
     }
     // --max-frames leaves the rest, and says so.
     let o = ferlite(&["predict", gif.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json", "--max-frames", "2"]);
@@ -642,4 +643,64 @@ fn a_damaged_or_missing_video_is_an_error_naming_it() {
         let o = ferlite(&["predict", bad.to_str().unwrap(), "--json"]);
         assert_clean_error(&o, &[bad.file_name().unwrap().to_str().unwrap()]);
     }
+}
+
+/// The `--annotate` rules: one input file → that file (or into that folder); several inputs or a
+/// folder → a folder mirroring the inputs, so that same-named files in different folders do not
+/// collide; a file name for several inputs is refused; nothing is overwritten without --force;
+/// a folder run does not read its own outputs again.
+#[test]
+fn annotate_writes_one_file_or_a_mirrored_folder_and_never_overwrites_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    for dir in ["day1", "day2"] {
+        std::fs::create_dir_all(photos.join(dir)).unwrap();
+        common::plain_crop(90).save(photos.join(dir).join("a.png")).unwrap();
+    }
+    let (a1, a2) = (photos.join("day1/a.png"), photos.join("day2/a.png"));
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let run = |args: &[String]| ferlite(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let predict = |extra: &[String]| [vec!["predict".to_string()], extra.to_vec()].concat();
+
+    // Several inputs and a file name: refused before anything is done.
+    let o = run(&predict(&[arg(&a1), arg(&a2), "--annotate".into(), arg(&tmp.path().join("multi.png"))]));
+    assert_clean_error(&o, &["multi.png", "give a folder"]);
+    assert!(!tmp.path().join("multi.png").exists());
+
+    // Several inputs: a folder each, by the inputs' file names... which collide here: the second is
+    // an error naming the clash, not a silent overwrite.
+    let out = tmp.path().join("out");
+    let o = run(&predict(&[arg(&a1), arg(&a2), "--annotate".into(), arg(&out)]));
+    assert_clean_error(&o, &["a.annotated.png", "annotated to this file already"]);
+    // A folder: its tree mirrored, so the two a.png do not collide.
+    let tree = tmp.path().join("tree");
+    let o = run(&predict(&[arg(&photos), "--annotate".into(), arg(&tree)]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for dir in ["day1", "day2"] {
+        let drawn = image::open(tree.join(dir).join("a.annotated.png")).unwrap();
+        assert!(drawn.width() >= 48 * 7 && drawn.height() >= 48 * 7, "a 48 px crop is drawn enlarged");
+    }
+    // Again: nothing overwritten without --force; with it, the same files.
+    let o = run(&predict(&[arg(&photos), "--annotate".into(), arg(&tree)]));
+    assert_clean_error(&o, &["exists; --force"]);
+    let o = run(&predict(&[arg(&photos), "--annotate".into(), arg(&tree), "--force".into()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Outputs inside the input folder are not read as inputs on the next run.
+    let o = run(&predict(&[arg(&photos), "--annotate".into(), arg(&photos), "--json".into()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&predict(&[arg(&photos), "--annotate".into(), arg(&photos.join("again")), "--json".into()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2, "only the two photos, not their annotated copies: {}", stdout(&o));
+
+    // One input file: the file named, or into the folder named.
+    let one = tmp.path().join("one.png");
+    assert!(run(&predict(&[arg(&a1), "--annotate".into(), arg(&one)])).status.success());
+    assert!(one.exists());
+    let o = run(&predict(&[arg(&a1), "--annotate".into(), arg(&tree.join("day1"))]));
+    assert_clean_error(&o, &["day1/a.annotated.png: exists; --force"]);
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    assert!(run(&predict(&[arg(&a1), "--annotate".into(), arg(&fresh)])).status.success());
+    assert!(fresh.join("a.annotated.png").exists());
 }

@@ -100,3 +100,27 @@ fn default_detector_finds_no_face_where_there_is_none_and_the_one_where_there_is
         assert_eq!(found.len(), 1, "{file}: one face in it, found {found:?}");
     }
 }
+
+/// face-api's six group photos in one 2000x1300 collage (22 faces of 35-75 px, some touching):
+/// the annotated drawing puts no label or panel over another face or outside the picture, and every
+/// face gets its panel (beside it, or in the legend). `target/annotated-collage.png` is left to look at.
+#[test]
+fn annotating_a_crowded_collage_covers_no_face_and_keeps_every_panel() {
+    let Some(demo) = face_api_demo() else { return };
+    let (w, h) = (2000, 1300);
+    let mut collage = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    for (i, (file, _)) in FACE_API_BOXES.iter().enumerate() {
+        let photo = image::open(demo.join(file)).unwrap().thumbnail(w / 3, h / 2).to_rgb8();
+        image::imageops::replace(&mut collage, &photo, (i as u32 % 3 * (w / 3)) as i64, (i as u32 / 3 * (h / 2)) as i64);
+    }
+    let predictor = ferlite::predict::Predictor::load(None).unwrap();
+    let photo = image::DynamicImage::ImageRgb8(collage);
+    let faces = ferlite::analyze::analyze(&predictor, &photo, ferlite::analyze::FaceSearch::default(), ferlite::predict::Tta::None).unwrap();
+    assert!(faces.len() >= 20, "{} faces", faces.len());
+    let plan = ferlite::annotate::layout(w, h, &faces, false);
+    assert_eq!(plan.problems(), Vec::<String>::new(), "{:#?}", plan.faces);
+    assert!(plan.faces.iter().all(|f| f.panel.is_some()));
+    let drawn = ferlite::annotate::annotate(photo.as_rgb8().unwrap(), &faces).unwrap();
+    assert_eq!((drawn.width() as i32, drawn.height() as i32), (plan.width, plan.height));
+    drawn.save(common::repo_root().join("target/annotated-collage.png")).unwrap();
+}

@@ -1,7 +1,7 @@
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ferlite::analyze::{analyze, FaceMode, FaceResult, FaceSearch};
 use ferlite::faces::Detector;
-use ferlite::annotate::{annotate, annotate_to_file};
+use ferlite::annotate::{annotate_frame, annotate_to_file};
 use ferlite::emotion::EMOTIONS;
 use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open_image, IMAGE_EXTENSIONS};
 use ferlite::predict::{Predictor, Tta};
@@ -9,6 +9,7 @@ use ferlite::track::Tracker;
 use ferlite::video::{is_video_file, probe, FrameReader, VideoWriter, VIDEO_EXTENSIONS};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,12 +51,17 @@ pub struct PredictArgs {
     /// Write results to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Write each photo with boxes, labels and probability bars drawn on it: to this file for a
-    /// single input, or into this folder (as `<name>.annotated.png`) for several. A video gives an
-    /// annotated video (`out.mp4`, or `<name>.annotated.mp4` in the folder); an animated GIF one
-    /// file per frame (`out.png` → `out.frame0000.png`, `out.frame0001.png`, ...).
+    /// Write each photo with boxes, labels and probability bars drawn on it: to this file for one
+    /// input file (into it, as `<name>.annotated.png`, if it is a folder), or into this folder for
+    /// several inputs or a folder, mirroring the inputs' folders (`<folder>/<name>.annotated.png`).
+    /// A video gives an annotated video (`.mp4`); an animated GIF one file per frame (`out.png` →
+    /// `out.frame0000.png`, ...). Existing files are not overwritten without --force; files named
+    /// `*.annotated.*` in the inputs are skipped.
     #[arg(long, value_name = "PATH")]
     annotate: Option<PathBuf>,
+    /// Overwrite existing --annotate outputs.
+    #[arg(long, requires = "annotate")]
+    force: bool,
     /// Most frames analysed of one animated GIF (default 300) or video (default: all of it); the
     /// rest are left, with a warning.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
@@ -120,7 +126,15 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let predictor = args.model.load()?;
     let (mut files, mut unlisted) = (Vec::new(), Vec::new());
     for input in &args.inputs {
-        collect_images(input, &mut files, &mut unlisted);
+        // With several inputs, each folder's files are mirrored under its own name.
+        let under_own_name = args.inputs.len() > 1;
+        collect_images(input, under_own_name, args.annotate.as_deref(), &mut files, &mut unlisted);
+    }
+    let one_file = args.inputs.len() == 1 && files.len() == 1 && !args.inputs[0].is_dir();
+    if let Some(target) = &args.annotate {
+        if !one_file && !target.is_dir() && (is_image_file(target) || is_video_file(target)) {
+            bail!("--annotate {}: {} inputs are annotated into a folder, not one file; give a folder", target.display(), files.len() + unlisted.len());
+        }
     }
     let format = if args.json { Format::Jsonl } else { args.format };
     let out: Box<dyn Write> = match &args.output {
@@ -131,23 +145,17 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     // A bar only for real batches; it draws on stderr and hides itself when that is not a terminal.
     let progress = if files.len() > 1 { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
     progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} (eta {eta}) {msg}").expect("valid template"));
-    let single = files.len() == 1;
     let mut failures = 0;
     for (path, problem) in &unlisted {
         failures += 1;
         eprintln!("error: {}: {problem}", path.display());
         sink.error(path, problem)?;
     }
-    for file in &files {
-        let annotate_to = args.annotate.as_ref().map(|target| {
-            if single {
-                target.clone()
-            } else {
-                let extension = if is_video_file(file) { "mp4" } else { "png" };
-                target.join(format!("{}.annotated.{extension}", file.file_stem().unwrap_or_default().to_string_lossy()))
-            }
-        });
-        if let Err(e) = predict_file(&predictor, file, &args, annotate_to.as_deref(), &mut sink, &progress) {
+    let mut annotations = Annotations { force: args.force, written: HashSet::new() };
+    for input in &files {
+        let file = &input.path;
+        let annotate_to = args.annotate.as_ref().map(|target| annotation_path(target, one_file, input));
+        if let Err(e) = predict_file(&predictor, file, &args, annotate_to.as_deref(), &mut annotations, &mut sink, &progress) {
             failures += 1;
             let message = format!("{e:#}");
             progress.suspend(|| eprintln!("error: {message}"));
@@ -157,12 +165,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     progress.finish_and_clear();
     sink.finish()?;
-    match &args.annotate {
-        Some(target) if single && failures == 0 => {
-            let what = if is_video_file(&files[0]) { "video" } else { "image" };
-            tracing::info!("annotated {what} written to {}", target.display())
-        }
-        Some(target) if files.len() > failures => tracing::info!("annotated images written into {}/", target.display()),
+    let what = |path: &Path| if is_video_file(path) { "video" } else { "image" };
+    match (&args.annotate, annotations.written.iter().next()) {
+        (Some(_), Some(only)) if annotations.written.len() == 1 => tracing::info!("annotated {} written to {}", what(only), only.display()),
+        (Some(target), Some(_)) => tracing::info!("{} annotated files written into {}", annotations.written.len(), target.display()),
         _ => {}
     }
     let inputs = files.len() + unlisted.len();
@@ -173,9 +179,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
 }
 
 /// One input file: a still image, or every frame of an animated GIF.
-fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
+fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, annotations: &mut Annotations, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
     if is_video_file(file) {
-        return predict_video(predictor, file, args, annotate_to, sink, progress);
+        return predict_video(predictor, file, args, annotate_to, annotations, sink, progress);
     }
     if is_animated_gif(file) {
         let max_frames = args.max_frames.unwrap_or(GIF_MAX_FRAMES);
@@ -189,7 +195,7 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
             let at = FrameAt { index: frame as u64, time: None, analysis: started.elapsed() };
             progress.suspend(|| sink.faces(file, Some(at), (image.width(), image.height()), &faces))?;
             // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
-            annotate_to.map_or(Ok(()), |out| draw(&image, &faces, &frame_path(out, frame)))
+            annotate_to.map_or(Ok(()), |out| annotations.draw(&image, &faces, &frame_path(out, frame)))
         })?;
         let name = file.display();
         if !read.skipped.is_empty() {
@@ -203,22 +209,17 @@ fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate
     let photo = open_image(file)?;
     let faces = analyze(predictor, &photo, args.face_search(), args.tta).with_context(|| file.display().to_string())?;
     progress.suspend(|| sink.faces(file, None, (photo.width(), photo.height()), &faces))?;
-    annotate_to.map_or(Ok(()), |out| draw(&photo, &faces, out))
+    annotate_to.map_or(Ok(()), |out| annotations.draw(&photo, &faces, out))
 }
 
 /// Every frame of a video (or `--fps` a second), through FFmpeg: a record per frame, faces
 /// tracked from frame to frame, and with `--annotate` the annotated video.
-fn predict_video(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, sink: &mut Sink, batch: &ProgressBar) -> Result<()> {
+fn predict_video(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, annotations: &mut Annotations, sink: &mut Sink, batch: &ProgressBar) -> Result<()> {
     let info = probe(file)?;
     let mut reader = FrameReader::open(file, &info, args.fps)?;
     let fps = args.fps.unwrap_or(info.fps);
     let mut writer = match annotate_to {
-        Some(out) => {
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
-            }
-            Some(VideoWriter::create(out, (info.width, info.height), fps)?)
-        }
+        Some(out) => Some(VideoWriter::create(annotations.claim(out)?, (info.width, info.height), fps)?),
         None => None,
     };
     let expected = info.expected_frames(args.fps);
@@ -242,7 +243,7 @@ fn predict_video(predictor: &Predictor, file: &Path, args: &PredictArgs, annotat
         let at = FrameAt { index: frame.index, time: Some(frame.time), analysis: started.elapsed() };
         bar.suspend(|| batch.suspend(|| sink.faces(file, Some(at), (info.width, info.height), &faces)))?;
         if let Some(writer) = writer.as_mut() {
-            writer.write(&annotate(image.as_rgb8().expect("an RGB frame"), &faces)?)?;
+            writer.write(&annotate_frame(image.as_rgb8().expect("an RGB frame"), &faces)?)?;
         }
         bar.inc(1);
     }
@@ -262,12 +263,54 @@ struct FrameAt {
     analysis: std::time::Duration,
 }
 
-/// `--annotate`: the image with its faces drawn, written to `out` (its folder made if need be).
-fn draw(image: &image::DynamicImage, faces: &[FaceResult], out: &Path) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+/// One input file, and where it sits below the input it was found in (its name alone for a file
+/// given as it is; `folder/...` when several inputs are mirrored).
+struct InputFile {
+    path: PathBuf,
+    relative: PathBuf,
+}
+
+/// Where `input`'s annotated output goes: `target` itself for one input file (into it when it is a
+/// folder), else `target/<relative folders>/<name>.annotated.<png|mp4>`.
+fn annotation_path(target: &Path, one_file: bool, input: &InputFile) -> PathBuf {
+    let extension = if is_video_file(&input.path) { "mp4" } else { "png" };
+    let name = format!("{}.annotated.{extension}", input.path.file_stem().unwrap_or_default().to_string_lossy());
+    if one_file && !target.is_dir() {
+        target.to_path_buf()
+    } else if one_file {
+        target.join(name)
+    } else {
+        target.join(input.relative.with_file_name(name))
     }
-    annotate_to_file(&image.to_rgb8(), faces, out)
+}
+
+/// The `--annotate` outputs of this run: never one written twice, and none that existed before
+/// overwritten without `--force`.
+struct Annotations {
+    force: bool,
+    written: HashSet<PathBuf>,
+}
+
+impl Annotations {
+    /// `out`, once it is sure it may be written (its folder made if need be).
+    fn claim<'a>(&mut self, out: &'a Path) -> Result<&'a Path> {
+        if self.written.contains(out) {
+            bail!("{}: another input of this run was annotated to this file already", out.display());
+        }
+        if out.exists() && !self.force {
+            bail!("{}: exists; --force to overwrite it", out.display());
+        }
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        }
+        self.written.insert(out.to_path_buf());
+        Ok(out)
+    }
+
+    /// The image with its faces drawn, written to `out`.
+    fn draw(&mut self, image: &image::DynamicImage, faces: &[FaceResult], out: &Path) -> Result<()> {
+        annotate_to_file(&image.to_rgb8(), faces, self.claim(out)?)
+    }
 }
 
 /// Where frame `frame` of an animated GIF is drawn when `out` is asked for.
@@ -396,19 +439,27 @@ fn is_unnamed_image(path: &Path) -> bool {
     image::guess_format(&head[..read]).is_ok()
 }
 
-/// A file as given (so a bad one gets its error), or a folder's image files, recursively and in
-/// name order. Links are followed, but not round a loop: a link back to a folder above it is
-/// logged and skipped (its images are listed once already); a folder that cannot be read goes
-/// into `unlisted` with why. Either way the walk goes on.
-fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(PathBuf, String)>) {
+/// A file as given (so a bad one gets its error), or a folder's image and video files,
+/// recursively and in name order, leaving out annotated outputs (`*.annotated.*`, and anything in
+/// the `--annotate` folder `skip`). Links are followed, but not round a loop: a link back to a
+/// folder above it is logged and skipped (its images are listed once already); a folder that
+/// cannot be read goes into `unlisted` with why. Either way the walk goes on.
+fn collect_images(path: &Path, under_own_name: bool, skip: Option<&Path>, files: &mut Vec<InputFile>, unlisted: &mut Vec<(PathBuf, String)>) {
     if !path.is_dir() {
-        files.push(path.to_path_buf());
+        files.push(InputFile { path: path.to_path_buf(), relative: PathBuf::from(path.file_name().unwrap_or_default()) });
         return;
     }
+    let skip = skip.and_then(|s| s.canonicalize().ok());
     let (files_before, unlisted_before) = (files.len(), unlisted.len());
-    for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
+    let walk = walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name().into_iter();
+    // The --annotate folder inside the input is left out (the input folder itself is not).
+    for entry in walk.filter_entry(|e| e.depth() == 0 || skip.as_ref().is_none_or(|s| e.path().canonicalize().ok().as_ref() != Some(s))) {
         match entry {
-            Ok(entry) if entry.file_type().is_file() && (is_image_file(entry.path()) || is_video_file(entry.path()) || is_unnamed_image(entry.path())) => files.push(entry.into_path()),
+            Ok(entry) if entry.file_type().is_file() && !is_annotated_output(entry.path()) && (is_image_file(entry.path()) || is_video_file(entry.path()) || is_unnamed_image(entry.path())) => {
+                let within = entry.path().strip_prefix(path).unwrap_or(entry.path()).to_path_buf();
+                let relative = if under_own_name { PathBuf::from(path.file_name().unwrap_or_default()).join(within) } else { within };
+                files.push(InputFile { path: entry.into_path(), relative });
+            }
             Ok(_) => {}
             Err(e) => {
                 let at = e.path().unwrap_or(path).to_path_buf();
@@ -422,4 +473,9 @@ fn collect_images(path: &Path, files: &mut Vec<PathBuf>, unlisted: &mut Vec<(Pat
     if files.len() == files_before && unlisted.len() == unlisted_before {
         unlisted.push((path.to_path_buf(), format!("no images or videos in this folder (looked for .{}, .{})", IMAGE_EXTENSIONS.join(", ."), VIDEO_EXTENSIONS.join(", ."))));
     }
+}
+
+/// `--annotate`'s own output (`photo.annotated.png`), which a folder run does not read again.
+fn is_annotated_output(path: &Path) -> bool {
+    path.file_stem().is_some_and(|stem| stem.to_string_lossy().ends_with(".annotated") || stem.to_string_lossy().contains(".annotated.frame"))
 }
