@@ -704,3 +704,53 @@ fn annotate_writes_one_file_or_a_mirrored_folder_and_never_overwrites_without_fo
     assert!(run(&predict(&[arg(&a1), "--annotate".into(), arg(&fresh)])).status.success());
     assert!(fresh.join("a.annotated.png").exists());
 }
+
+/// Hostile and damaged files, each made here: a clean error naming the file, a peak memory far
+/// below what the file claims (measured by `wait4` on the child), and no hang (killed after 60 s).
+#[test]
+fn hostile_inputs_get_clean_errors_in_bounded_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name);
+    // A 46-byte GIF whose screen and frame claim 65535x65535 (17 GB as RGBA).
+    let mut gif = b"GIF89a\xff\xff\xff\xff\x00\x00\x00".to_vec();
+    gif.extend_from_slice(b"\x2c\x00\x00\x00\x00\xff\xff\xff\xff\x00\x02\x02\x4c\x01\x00\x3b");
+    std::fs::write(path("huge.gif"), &gif).unwrap();
+    // A small JPEG whose frame header is patched to claim 7000x7000; its data ends long before.
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageLuma8(common::plain_crop(100)).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).expect("a baseline JPEG");
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1b, 0x58, 0x1b, 0x58]);
+    std::fs::write(path("claims-7000.jpg"), &jpeg).unwrap();
+    // A CSV row of 20 MB.
+    let mut csv = b"emotion,pixels,Usage\n0,".to_vec();
+    csv.extend(b"12 ".repeat(7_000_000));
+    csv.extend_from_slice(b",PublicTest\n");
+    std::fs::write(path("long-row.csv"), &csv).unwrap();
+    // A model with one byte flipped in its tensors.
+    common::untrained_model(&path("model.safetensors"));
+    let mut model = std::fs::read(path("model.safetensors")).unwrap();
+    let middle = model.len() / 2;
+    model[middle] ^= 0x40;
+    std::fs::write(path("flipped.safetensors"), &model).unwrap();
+    let face = path("face.png");
+    common::plain_crop(90).save(&face).unwrap();
+
+    let p = |name: &str| path(name).to_str().unwrap().to_string();
+    let cases: [(Vec<String>, &str); 5] = [
+        (vec!["predict".into(), p("huge.gif")], "huge.gif"),
+        (vec!["predict".into(), p("claims-7000.jpg")], "claims-7000.jpg"),
+        (vec!["evaluate".into(), p("long-row.csv"), "--out".into(), p("eval")], "long-row.csv"),
+        (vec!["predict".into(), face.to_str().unwrap().into(), "--model".into(), p("flipped.safetensors")], "flipped.safetensors"),
+        (vec!["predict".into(), face.to_str().unwrap().into(), "--model".into(), "/dev/zero".into()], "/dev/zero"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = common::run_bounded(&args, std::time::Duration::from_secs(60));
+        assert!(!run.killed, "{args:?} still running after 60 s");
+        assert!(!run.success && !run.stderr.contains("panicked"), "{args:?}: {} {} (peak {} MiB)", run.stdout, run.stderr, run.peak_rss_mib);
+        let line = run.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{args:?}: no error line in {}", run.stderr));
+        assert!(line.contains(needle), "{args:?}: `{line}` does not name {needle}");
+        assert!(run.peak_rss_mib < 200, "{args:?}: peak RSS {} MiB", run.peak_rss_mib);
+        eprintln!("{needle}: {line} (peak {} MiB)", run.peak_rss_mib);
+    }
+}

@@ -165,14 +165,23 @@ fn checked_decoder<'a, R: BufRead + Seek + 'a>(mut source: R, max_pixels: u64) -
     if !jpeg_reaches_its_end(&mut source)? {
         return Err(DecodeError::Corrupt("the JPEG data ends before its end-of-image marker (truncated file?)".into()));
     }
+    let length = source.seek(SeekFrom::End(0))? - start;
     source.seek(SeekFrom::Start(start))?;
     let mut reader = ImageReader::new(source).with_guessed_format()?;
-    if reader.format().is_none() {
-        return Err(DecodeError::Unsupported);
-    }
+    let format = reader.format().ok_or(DecodeError::Unsupported)?;
     reader.limits(allocation_limits(max_pixels));
     let decoder = reader.into_decoder().map_err(corrupt)?;
     check_pixels(&decoder, max_pixels)?;
+    if format == ImageFormat::Jpeg {
+        // Huffman coding spends at least one bit on every 8x8 block (its DC code), so a file
+        // shorter than that cannot hold its frame: a forged size (a 1.4 KB file claiming
+        // 7000x7000 decodes to 49 MP of filler), or data cut before a kept end marker.
+        let (width, height) = decoder.dimensions();
+        let blocks = u64::from(width.div_ceil(8)) * u64::from(height.div_ceil(8));
+        if length * 8 < blocks {
+            return Err(DecodeError::Corrupt(format!("{length} bytes cannot hold a {width}x{height} JPEG (at least one bit per 8x8 block): truncated or forged")));
+        }
+    }
     let budget = max_pixels.saturating_mul(BUDGET_BYTES_PER_PIXEL);
     if peak_bytes(&decoder) > budget {
         let (width, height) = decoder.dimensions();
