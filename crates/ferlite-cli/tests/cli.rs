@@ -754,3 +754,19 @@ fn hostile_inputs_get_clean_errors_in_bounded_memory() {
         eprintln!("{needle}: {line} (peak {} MiB)", run.peak_rss_mib);
     }
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_a_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let face = tmp.path().join("face.png");
+    common::plain_crop(90).save(&face).unwrap();
+    let out = tmp.path().join("drawn.png");
+    let o = Command::new(env!("CARGO_BIN_EXE_ferlite"))
+        .args(["--log-format", "json", "predict", face.to_str().unwrap(), "--annotate", out.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stderr(&o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(lines.iter().any(|l| l["level"] == "INFO" && l["fields"]["message"].as_str().unwrap().contains("annotated image written")), "{lines:?}");
+}
