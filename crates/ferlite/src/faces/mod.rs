@@ -132,13 +132,13 @@ impl Detector {
     fn detect_unordered(self, photo: &DynamicImage, min_score: Option<f32>, precision: Precision) -> Result<Vec<FaceBox>> {
         let min_ssd_score = min_score.unwrap_or(ssd::MIN_CONFIDENCE);
         Ok(match self {
-            Detector::Yunet => yunet_detector()?.detect(&photo.to_rgb8(), min_score.unwrap_or(yunet::MIN_SCORE))?,
-            Detector::Ssd => ssd_detector(precision)?.detect(&photo.to_rgb8(), min_ssd_score),
+            Detector::Yunet => yunet_detector()?.detect(&rgb(photo), min_score.unwrap_or(yunet::MIN_SCORE))?,
+            Detector::Ssd => ssd_detector(precision)?.detect(&rgb(photo), min_ssd_score),
             Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
-            Detector::Mmod => mmod_detector()?.detect(&photo.to_rgb8(), 0.0),
+            Detector::Mmod => mmod_detector()?.detect(&rgb(photo), 0.0),
             Detector::Accurate => {
-                // SSD, MMOD and YuNet read the same RGB copy.
-                let rgb = photo.to_rgb8();
+                // SSD, MMOD and YuNet read the same RGB pixels.
+                let rgb = rgb(photo);
                 let ssd = || ssd_detector(precision).map(|d| d.detect(&rgb, min_ssd_score));
                 let mmod = || mmod_detector().map(|d| d.detect(&rgb, 0.0));
                 let yunet = || yunet_detector().and_then(|d| d.detect(&rgb, min_score.unwrap_or(yunet::MIN_SCORE)));
@@ -152,6 +152,15 @@ impl Detector {
                 faces
             }
         })
+    }
+}
+
+/// `photo`'s RGB pixels: borrowed when it is RGB already (a video or camera frame: no copy of it
+/// per frame), converted otherwise.
+fn rgb(photo: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {
+    match photo.as_rgb8() {
+        Some(rgb) => std::borrow::Cow::Borrowed(rgb),
+        None => std::borrow::Cow::Owned(photo.to_rgb8()),
     }
 }
 
