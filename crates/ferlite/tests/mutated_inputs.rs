@@ -1,5 +1,6 @@
-//! Damaged inputs never panic and never abort: valid images, animated GIFs, model files and CSVs with bytes
-//! flipped, inserted, deleted or cut off are each either read or refused with an error. The
+//! Damaged inputs never panic and never abort: valid images, animated GIFs, model files, training
+//! checkpoints and CSVs with bytes flipped, inserted, deleted or cut off are each either read or
+//! refused with an error. The
 //! mutations are seeded, so a failure names the seed and the case that reproduces it;
 //! `FERLITE_MUTATIONS=N` runs N per input instead of the default (a longer search than CI's).
 
@@ -135,4 +136,34 @@ fn damaged_csv_files_load_or_are_refused() {
         load(&damaged_path, None, BadInput::Abort).is_ok()
     });
     assert!(refused > 0, "no damaged CSV was refused");
+}
+
+#[test]
+fn damaged_checkpoints_resume_or_are_refused() {
+    use ferlite::model::NetworkConfig;
+    use ferlite::train::config::{TrainConfig, WeightAveraging};
+    use ferlite::train::Trainer;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // One epoch of a narrow network, weight averaging on, so that every kind of tensor a
+    // checkpoint holds (weights, optimiser moments, batch-norm statistics, averages) is there.
+    let config = TrainConfig {
+        network: NetworkConfig { stem_channels: 8, stage_channels: vec![8, 16], hidden_units: 16, ..NetworkConfig::paper() },
+        epochs: 1,
+        batch_size: 16,
+        weight_averaging: Some(WeightAveraging { decay: 0.9, start_epoch: 1 }),
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::start(&run, config).unwrap();
+    trainer.progress = false;
+    trainer.run(&common::synthetic_set(4, 1), &common::synthetic_set(2, 2)).unwrap();
+    let path = run.join(ferlite::train::checkpoint::CHECKPOINT_FILE);
+    let valid = std::fs::read(&path).unwrap();
+    let damaged_run = tmp.path().join("damaged");
+    std::fs::create_dir(&damaged_run).unwrap();
+    let refused = survives_damage("checkpoint", &valid, 40, |bytes| {
+        std::fs::write(damaged_run.join(ferlite::train::checkpoint::CHECKPOINT_FILE), bytes).unwrap();
+        ferlite::train::checkpoint::Checkpoint::load(&damaged_run).is_ok()
+    });
+    assert!(refused > 0, "no damaged checkpoint was refused");
 }
