@@ -3,7 +3,10 @@
 //! classified through several crop strategies with the embedded model. This chose
 //! `FaceBox::crop_margin` and `faces::FRAMING_SCALES` (docs/experiments.md, 2026-11-26).
 //!
-//! cargo run --release --example framing_sweep -- ../shared/data/fer2013 [yunet|accurate|ssd|seeta|mmod] [flip|none]
+//! cargo run --release --example framing_sweep --features clap -- ../shared/data/fer2013 [yunet|accurate|ssd|seeta|mmod] [flip|none] [TILT]
+//!
+//! TILT (degrees): each pasted face is turned by a random angle within ±TILT (seeded), as heads
+//! tilt in real photos; the "turned" strategies level the crop along the detector's eye landmarks.
 //!
 //! A strategy is a set of crops (side relative to a base side, centre shift as a fraction of it)
 //! whose probabilities are averaged. Base sides: "long", the box's longer side with the
@@ -12,11 +15,12 @@
 
 use ferlite::data::{load, BadInput, Split};
 use ferlite::emotion::FACE_PIXELS;
-use ferlite::faces::{crop_face, Detector, FaceBox};
+use ferlite::faces::{crop_face, crop_face_turned, Detector, FaceBox};
+use rand::{Rng, SeedableRng};
 use ferlite::predict::{Predictor, Tta};
 
 mod common;
-use common::{box_at, paste_grid, PER_ROW, SIDE};
+use common::{box_at, paste_grid_tilted, PER_ROW, SIDE};
 
 struct Strategy {
     name: String,
@@ -24,21 +28,25 @@ struct Strategy {
     from_area: bool,
     /// (side relative to the base, centre shift x and y as fractions of the base side).
     crops: Vec<(f32, f32, f32)>,
+    /// Crops turned so that the eye landmarks are level ([`FaceBox::eye_angle`]).
+    turned: bool,
 }
 
 fn strategies() -> Vec<Strategy> {
     let at = |m: f32, scales: &[f32]| scales.iter().map(|&k| (k * (1.0 + 2.0 * m), 0.0, 0.0)).collect::<Vec<_>>();
     let mut all = Vec::new();
     for m in [-0.06f32, -0.045, -0.03, -0.015, 0.0, 0.03, 0.06] {
-        all.push(Strategy { name: format!("long m{m:+.3}"), from_area: false, crops: at(m, &[1.0]) });
-        all.push(Strategy { name: format!("sqrt m{m:+.3}"), from_area: true, crops: at(m, &[1.0]) });
+        all.push(Strategy { name: format!("long m{m:+.3}"), from_area: false, crops: at(m, &[1.0]), turned: false });
+        all.push(Strategy { name: format!("sqrt m{m:+.3}"), from_area: true, crops: at(m, &[1.0]), turned: false });
     }
-    all.push(Strategy { name: "long x0.95,1,1.05".into(), from_area: false, crops: at(0.0, &[0.95, 1.0, 1.05]) });
-    all.push(Strategy { name: "long x0.9,1,1.1 (FRAMING_SCALES)".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]) });
-    all.push(Strategy { name: "long x0.9..1.1 (5)".into(), from_area: false, crops: at(0.0, &[0.9, 0.95, 1.0, 1.05, 1.1]) });
+    all.push(Strategy { name: "long x0.95,1,1.05".into(), from_area: false, crops: at(0.0, &[0.95, 1.0, 1.05]), turned: false });
+    all.push(Strategy { name: "long x0.9,1,1.1 (FRAMING_SCALES)".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]), turned: false });
+    all.push(Strategy { name: "long x0.9,1,1.1 turned level".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]), turned: true });
+    all.push(Strategy { name: "long x1 turned level".into(), from_area: false, crops: at(0.0, &[1.0]), turned: true });
+    all.push(Strategy { name: "long x0.9..1.1 (5)".into(), from_area: false, crops: at(0.0, &[0.9, 0.95, 1.0, 1.05, 1.1]), turned: false });
     let mut shifted = at(0.0, &[0.9, 1.0, 1.1]);
     shifted.extend([(1.0, 0.05, 0.0), (1.0, -0.05, 0.0), (1.0, 0.0, 0.05), (1.0, 0.0, -0.05)]);
-    all.push(Strategy { name: "long x0.9,1,1.1 + 4 shifts".into(), from_area: false, crops: shifted });
+    all.push(Strategy { name: "long x0.9,1,1.1 + 4 shifts".into(), from_area: false, crops: shifted, turned: false });
     all
 }
 
@@ -52,6 +60,8 @@ fn main() -> anyhow::Result<()> {
     let root = std::env::args().nth(1).unwrap_or_else(|| "../shared/data/fer2013".into());
     let detector = std::env::args().nth(2).and_then(|name| <Detector as clap::ValueEnum>::from_str(&name, true).ok()).unwrap_or_default();
     let tta = if std::env::args().nth(3).as_deref() == Some("none") { Tta::None } else { Tta::Flip };
+    let tilt: f32 = std::env::args().nth(4).map_or(Ok(0.0), |t| t.parse())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let predictor = Predictor::load(None)?;
     let set = load(std::path::Path::new(&root), Some(Split::Val), BadInput::Abort)?;
     let strategies = strategies();
@@ -63,7 +73,8 @@ fn main() -> anyhow::Result<()> {
     let (mut found, mut right_original, mut right_exact, mut agree_exact) = (0usize, 0usize, 0usize, 0usize);
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks((PER_ROW * PER_ROW) as usize) {
-        let (photo, placed) = paste_grid(&set, chunk);
+        let degrees: Vec<f32> = chunk.iter().map(|_| if tilt > 0.0 { rng.random_range(-tilt..=tilt) } else { 0.0 }).collect();
+        let (photo, placed) = paste_grid_tilted(&set, chunk, &degrees);
         let boxes = detector.detect(&image::DynamicImage::ImageLuma8(photo.clone()))?;
         for (i, cx, cy) in placed {
             let Some(b) = box_at(&boxes, cx, cy) else { continue };
@@ -80,7 +91,8 @@ fn main() -> anyhow::Result<()> {
             let (bcx, bcy) = (b.x as f32 + b.width as f32 / 2.0, b.y as f32 + b.height as f32 / 2.0);
             for (k, strategy) in strategies.iter().enumerate() {
                 let base = if strategy.from_area { ((b.width * b.height) as f32).sqrt() } else { b.width.max(b.height) as f32 * (1.0 + 2.0 * b.crop_margin()) };
-                let crops: Vec<u8> = strategy.crops.iter().flat_map(|&(s, dx, dy)| crop_face(&photo, &square(bcx + dx * base, bcy + dy * base, base * s), 0.0)).collect();
+                let angle = if strategy.turned { b.eye_angle() } else { 0.0 };
+                let crops: Vec<u8> = strategy.crops.iter().flat_map(|&(s, dx, dy)| crop_face_turned(&photo, &square(bcx + dx * base, bcy + dy * base, base * s), 0.0, angle)).collect();
                 let l = label(&crops);
                 agree[k] += usize::from(l == original);
                 right[k] += usize::from(l == truth);
@@ -90,7 +102,7 @@ fn main() -> anyhow::Result<()> {
     }
     let pct = |k: usize, n: usize| 100.0 * k as f64 / n.max(1) as f64;
     let margin = |d| FaceBox { detector: Some(d), ..FaceBox::whole(1, 1) }.crop_margin();
-    println!("{detector:?} detector, {tta:?} TTA, crop_margin SSD {} SeetaFace {}: {found} of {} faces found", margin(Detector::Ssd), margin(Detector::Seeta), set.len());
+    println!("{detector:?} detector, {tta:?} TTA, faces tilted within ±{tilt}°, crop_margin SSD {} SeetaFace {}: {found} of {} faces found", margin(Detector::Ssd), margin(Detector::Seeta), set.len());
     println!("accuracy: 48x48 originals {:.2}%, cropped at the exact paste place {:.2}% (label as the original's {:.1}%)", pct(right_original, found), pct(right_exact, found), pct(agree_exact, found));
     println!("| strategy | accuracy | label as the original's |{}", right_by_detector.keys().map(|d| format!(" accuracy, {d} boxes |")).collect::<String>());
     println!("|---|---|---|{}", "---|".repeat(right_by_detector.len()));
