@@ -453,7 +453,8 @@ fn collect_images(path: &Path, under_own_name: bool, skip: Option<&Path>, files:
     let (files_before, unlisted_before) = (files.len(), unlisted.len());
     let walk = walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name().into_iter();
     // The --annotate folder inside the input is left out (the input folder itself is not).
-    for entry in walk.filter_entry(|e| e.depth() == 0 || skip.as_ref().is_none_or(|s| e.path().canonicalize().ok().as_ref() != Some(s))) {
+    let is_skipped = |e: &walkdir::DirEntry| e.depth() > 0 && e.file_type().is_dir() && skip.as_ref().is_some_and(|s| e.path().canonicalize().ok().as_ref() == Some(s));
+    for entry in walk.filter_entry(|e| !is_skipped(e)) {
         match entry {
             Ok(entry) if entry.file_type().is_file() && !is_annotated_output(entry.path()) && (is_image_file(entry.path()) || is_video_file(entry.path()) || is_unnamed_image(entry.path())) => {
                 let within = entry.path().strip_prefix(path).unwrap_or(entry.path()).to_path_buf();

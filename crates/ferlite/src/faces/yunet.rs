@@ -16,6 +16,7 @@
 //! dp(a->b): conv1x1(a->b), depthwise conv3x3(b) + bias, ReLU
 //! ```
 
+use super::ssd::iou;
 use super::{Detector, FaceBox, Landmarks};
 use anyhow::{bail, ensure, Context, Result};
 use image::{imageops, RgbImage};
@@ -512,11 +513,6 @@ fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let overlap = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    overlap / (area(a) + area(b) - overlap).max(f32::MIN_POSITIVE)
-}
 
 /// What YuNet needs of an ONNX file: its float tensors by name and its convolutions' wiring,
 /// read straight from the protocol-buffer encoding (ModelProto -> GraphProto -> NodeProto,
