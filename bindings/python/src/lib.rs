@@ -8,7 +8,7 @@ use ferlite::data::DataError;
 use ferlite::emotion::EMOTIONS;
 use ferlite::faces::Detector;
 use ferlite::image_io::{decode_bytes, open_image, DecodeError, MAX_IMAGE_PIXELS};
-use ferlite::nn::bf16::Precision;
+use ferlite::nn::Precision;
 use ferlite::predict::{Predictor as CorePredictor, Tta};
 use image::{DynamicImage, GrayImage, RgbImage};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};

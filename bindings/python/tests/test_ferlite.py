@@ -126,6 +126,17 @@ def test_arrays_of_the_wrong_type_or_shape_are_value_errors(predictor, array):
         predictor.analyze(array)
 
 
+def test_int8_precision_gives_the_f32_label_with_close_probabilities(predictor):
+    try:
+        int8 = ferlite.Predictor(precision="int8")
+    except ValueError as error:  # a CPU without AVX2
+        pytest.skip(str(error))
+    f32_face, int8_face = predictor.analyze(DEMO)[0], int8.analyze(DEMO)[0]
+    assert int8_face["emotion"] == f32_face["emotion"]
+    for emotion, p in f32_face["probabilities"].items():
+        assert int8_face["probabilities"][emotion] == pytest.approx(p, abs=0.05)
+
+
 def test_unknown_options_are_value_errors_naming_the_choices(predictor):
     with pytest.raises(ValueError, match="tta.*flip"):
         predictor.analyze(DEMO, tta="sideways")

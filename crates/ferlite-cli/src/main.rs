@@ -48,6 +48,8 @@ enum Command {
     Summary(cli::summary::SummaryArgs),
     /// Measure training and inference speed on this machine.
     Bench(cli::bench::BenchArgs),
+    /// Store a model's int8 activation ranges, measured on training faces (for --precision int8).
+    Calibrate(cli::calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cli::predict::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Summary(args) => cli::summary::run(args),
+        Command::Calibrate(args) => cli::calibrate::run(args),
         Command::Bench(args) => cli::bench::run(args),
     };
     match result {

@@ -149,6 +149,48 @@ fn bf16_precision_answers_near_f32_or_is_refused_by_name() {
     assert!(moved, "bf16 gave f32's probabilities bit for bit: the bf16 kernel did not run");
 }
 
+/// `--precision int8` is refused by name without AVX2 (forced with `FERLITE_SIMD=off`) and for a
+/// model without activation ranges (naming `ferlite calibrate`); `calibrate` adds them, and the
+/// embedded model (calibrated) labels the demo photo's face as f32 does, probabilities within 0.05.
+#[test]
+fn int8_precision_needs_calibration_and_answers_near_f32() {
+    let photo = common::demo_photo_path();
+    let photo = photo.to_str().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_ferlite")).args(["predict", photo, "--precision", "int8"]).env("FERLITE_SIMD", "off").output().unwrap();
+    assert_clean_error(&refused, &["--precision int8", "AVX2"]);
+    if ferlite::nn::Precision::Int8.check().is_err() {
+        eprintln!("skipped the int8 answers: this CPU has no AVX2");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, csv) = (tmp.path().join("raw.safetensors"), tmp.path().join("fer2013.csv"));
+    common::untrained_model(&model);
+    common::write_csv(&csv, 3, 1);
+    let uncalibrated = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--precision", "int8"]);
+    assert_clean_error(&uncalibrated, &["int8 activation ranges", "ferlite calibrate"]);
+    let o = ferlite(&["calibrate", model.to_str().unwrap(), "--data", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("int8 ranges from 21 faces"), "{}", stdout(&o));
+    let o = ferlite(&["predict", photo, "--model", model.to_str().unwrap(), "--precision", "int8"]);
+    assert!(o.status.success(), "calibrated model refused: {}", stderr(&o));
+
+    let face = |precision| {
+        let o = ferlite(&["predict", "--json", "--precision", precision, photo]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["faces"][0].clone()
+    };
+    let (f32, int8) = (face("f32"), face("int8"));
+    assert_eq!(f32["emotion"], int8["emotion"]);
+    assert_eq!(f32["box"], int8["box"], "the detector does not change with --precision int8");
+    let mut moved = false;
+    for (class, p) in f32["probabilities"].as_object().unwrap() {
+        let (p, q) = (p.as_f64().unwrap(), int8["probabilities"][class].as_f64().unwrap());
+        assert!((p - q).abs() < 0.05, "{class}: f32 {p}, int8 {q}");
+        moved |= p != q;
+    }
+    assert!(moved, "int8 gave f32's probabilities bit for bit: the int8 path did not run");
+}
+
 #[test]
 fn summary_reports_552455_trainable_parameters() {
     let o = ferlite(&["summary"]);
@@ -211,8 +253,10 @@ fn bench_inference_only_prints_the_inference_rows_and_no_training_row() {
     let o = ferlite(&["--threads", "1", "bench", "--inference-only", "--repeats", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    // Batch 1 and 256 by the framework and the fast path, and the fast path in bfloat16 where the CPU has it.
-    let rows = if ferlite::nn::bf16::available() { 6 } else { 4 };
+    // Batch 1 and 256 by the framework and the fast path, and the fast path in bfloat16 and in
+    // int8 where the CPU has them.
+    use ferlite::nn::Precision;
+    let rows = 2 * (2 + [Precision::Bf16, Precision::Int8].iter().filter(|p| p.check().is_ok()).count());
     assert_eq!(out.lines().filter(|l| l.starts_with("infer")).count(), rows, "{out}");
     assert!(!out.lines().any(|l| l.starts_with("train")), "{out}");
 }

@@ -22,7 +22,7 @@ fn faces(n: usize) -> Tensor {
 }
 
 fn inference(c: &mut Criterion) {
-    use ferlite::nn::bf16::{self, Precision};
+    use ferlite::nn::{bf16, Precision};
     let net = Network::new(NetworkConfig::paper(), 0);
     let fast = net.fold();
     let fast_bf16 = bf16::available().then(|| fast.clone().with_precision(Precision::Bf16).unwrap());
@@ -43,7 +43,7 @@ fn inference(c: &mut Criterion) {
 }
 
 fn winograd(c: &mut Criterion) {
-    use ferlite::nn::bf16::Precision;
+    use ferlite::nn::Precision;
     use ferlite::nn::winograd::Winograd3x3;
     let mut group = c.benchmark_group("winograd");
     for (cin, cout, side) in [(32, 32, 48), (64, 64, 24), (128, 128, 12)] {

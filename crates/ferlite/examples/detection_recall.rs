@@ -16,7 +16,7 @@ use ferlite::data::{load, BadInput, Split};
 use ferlite::analyze::classify_detected;
 use ferlite::emotion::EMOTIONS;
 use ferlite::faces::{crop_face, Detector, FaceBox};
-use ferlite::nn::bf16::Precision;
+use ferlite::nn::Precision;
 use ferlite::predict::{Predictor, Tta};
 
 mod common;

@@ -10,7 +10,8 @@ use crate::emotion::{FACE_PIXELS, FACE_SIZE};
 use crate::nn::conv::im2col_3x3;
 use crate::nn::direct_conv::DirectConv3x3;
 use crate::nn::gemm::{row_major, sgemm};
-use crate::nn::bf16::Precision;
+use crate::int8::{self, Int8Stages};
+use crate::nn::Precision;
 use crate::nn::winograd::Winograd3x3;
 use crate::nn::Tensor;
 use rayon::prelude::*;
@@ -92,6 +93,10 @@ pub struct FastNetwork {
     pub stages: Vec<FoldedStage>,
     pub fc1: Dense,
     pub fc2: Dense,
+    /// Calibrated activation ranges for int8, from the model file (see [`crate::int8`]).
+    pub int8_ranges: Option<Vec<f32>>,
+    /// The residual stages in int8, when the precision is [`Precision::Int8`].
+    pub(crate) int8: Option<Int8Stages>,
 }
 
 /// What to do with a convolution's output after the bias.
@@ -119,6 +124,7 @@ struct Workspace {
     a: Vec<f32>,
     b: Vec<f32>,
     shortcut: Vec<f32>,
+    int8: int8::Workspace,
     /// Output-channel blocks per convolution, run in parallel (see `FoldedConv::run`).
     split: usize,
 }
@@ -237,13 +243,35 @@ impl FastNetwork {
         self.fc2.outputs
     }
 
-    /// The same network with its Winograd products in `precision`; an error when this CPU lacks
-    /// it.
+    /// The same network with its products in `precision`: the Winograd products for f32 and
+    /// bf16, the residual stages' for int8. An error when this CPU lacks the instructions, or for
+    /// int8 when the model carries no activation ranges.
     pub fn with_precision(mut self, precision: Precision) -> anyhow::Result<Self> {
         precision.check()?;
+        self.int8 = None;
+        if precision == Precision::Int8 {
+            let Some(ranges) = &self.int8_ranges else { return Err(int8::missing_ranges()) };
+            self.int8 = Some(Int8Stages::new(&self, ranges)?);
+        }
+        // With int8 the Winograd kernels stay f32 (unused by the int8 pass, kept for `observe`).
+        let winograd_precision = if precision == Precision::Int8 { Precision::F32 } else { precision };
         let convs = std::iter::once(&mut self.stem).chain(self.stages.iter_mut().flat_map(|s| [&mut s.a, &mut s.b, &mut s.c]));
-        convs.for_each(|conv| conv.set_precision(precision));
+        convs.for_each(|conv| conv.set_precision(winograd_precision));
         Ok(self)
+    }
+
+    /// The same network carrying `ranges` for int8 (see [`crate::int8::calibrate`]).
+    pub fn with_int8_ranges(mut self, ranges: Option<Vec<f32>>) -> Self {
+        self.int8_ranges = ranges;
+        self
+    }
+
+    /// Runs one standardised face through the layers, calling `f(layer, stage, output)` after
+    /// each (what [`crate::int8::calibrate`] measures, on the f32 layers).
+    pub fn observe(&self, face: &[f32], f: &mut dyn FnMut(&str, usize, &[f32])) {
+        let mut ws = Workspace { split: 1, ..Workspace::default() };
+        let mut out = vec![0.0; self.classes()];
+        self.forward_one(face, &mut ws, &mut out, f);
     }
 
     /// Logits `[n, classes]` for standardised faces `[n, 1, 48, 48]`, images spread over threads.
@@ -255,7 +283,7 @@ impl FastNetwork {
         if x.batch() >= threads {
             // Enough images: one per thread.
             logits.data.par_chunks_mut(classes).zip(x.data.par_chunks(FACE_PIXELS)).for_each_init(Workspace::default, |ws, (out, face)| {
-                self.forward_one(face, ws, out, &mut |_, _| {});
+                self.forward_one(face, ws, out, &mut |_, _, _| {});
             });
         } else {
             // Fewer images than threads (batch 1: a live frame): split each layer's channels instead,
@@ -284,7 +312,7 @@ impl FastNetwork {
                     });
                 }
                 for (out, face) in logits.data.chunks_mut(classes).zip(x.data.chunks(FACE_PIXELS)) {
-                    self.forward_one(face, &mut ws, out, &mut |_, _| {});
+                    self.forward_one(face, &mut ws, out, &mut |_, _, _| {});
                 }
                 done.store(true, Ordering::Release);
             });
@@ -299,7 +327,7 @@ impl FastNetwork {
         let mut times = Vec::new();
         let mut last = Instant::now();
         let stages = self.stages.len();
-        self.forward_one(face, &mut ws, &mut out, &mut |name, stage| {
+        self.forward_one(face, &mut ws, &mut out, &mut |name, stage, _| {
             let name = if stage < stages && name != "stem" { format!("stage {} {name}", stage + 1) } else { name.to_string() };
             times.push((name, last.elapsed()));
             last = Instant::now();
@@ -307,46 +335,53 @@ impl FastNetwork {
         (out, times)
     }
 
-    /// One image; `lap(layer, index)` is called after each layer (for profiling).
-    fn forward_one(&self, face: &[f32], ws: &mut Workspace, logits: &mut [f32], lap: &mut dyn FnMut(&str, usize)) {
+    /// One image; `lap(layer, index, output)` is called after each layer (for profiling and
+    /// calibration).
+    fn forward_one(&self, face: &[f32], ws: &mut Workspace, logits: &mut [f32], lap: &mut dyn FnMut(&str, usize, &[f32])) {
         let (mut h, mut w) = (FACE_SIZE, FACE_SIZE);
-        let Workspace { conv, x, a, b, shortcut, split } = ws;
-        self.stem.run(face, (h, w), conv, x, Epilogue::Relu, *split);
-        lap("stem", 0);
-        for (i, stage) in self.stages.iter().enumerate() {
-            // `shortcut` holds the residual: the 1x1 projection of the input, or the input itself.
-            match &stage.shortcut {
-                Some(s) => {
-                    s.run(x, (h, w), conv, shortcut, Epilogue::None, *split);
-                    lap("shortcut 1x1", i);
+        let Workspace { conv, x, a, b, shortcut, int8: int8_ws, split } = ws;
+        let pooled = if let Some(int8) = &self.int8 {
+            let mut pooled = Vec::new();
+            int8.run(face, int8_ws, &mut pooled);
+            lap("stem and residual stages (int8)", 0, &pooled);
+            pooled
+        } else {
+            self.stem.run(face, (h, w), conv, x, Epilogue::Relu, *split);
+            lap("stem", 0, x);
+            for (i, stage) in self.stages.iter().enumerate() {
+                // `shortcut` holds the residual: the 1x1 projection of the input, or the input itself.
+                match &stage.shortcut {
+                    Some(s) => {
+                        s.run(x, (h, w), conv, shortcut, Epilogue::None, *split);
+                        lap("shortcut 1x1", i, shortcut);
+                    }
+                    None => std::mem::swap(x, shortcut),
                 }
-                None => std::mem::swap(x, shortcut),
+                let input: &[f32] = if stage.shortcut.is_some() { x } else { shortcut };
+                stage.a.run(input, (h, w), conv, a, Epilogue::Relu, *split);
+                lap("conv a", i, a);
+                stage.b.run(a, (h, w), conv, b, Epilogue::Relu, *split);
+                lap("conv b", i, b);
+                stage.c.run(b, (h, w), conv, a, Epilogue::AddRelu(shortcut), *split);
+                lap("conv c + add + relu", i, a);
+                max_pool_2x2(a, stage.c.cout, h, w, x);
+                (h, w) = (h / 2, w / 2);
+                lap("max-pool", i, x);
             }
-            let input: &[f32] = if stage.shortcut.is_some() { x } else { shortcut };
-            stage.a.run(input, (h, w), conv, a, Epilogue::Relu, *split);
-            lap("conv a", i);
-            stage.b.run(a, (h, w), conv, b, Epilogue::Relu, *split);
-            lap("conv b", i);
-            stage.c.run(b, (h, w), conv, a, Epilogue::AddRelu(shortcut), *split);
-            lap("conv c + add + relu", i);
-            max_pool_2x2(a, stage.c.cout, h, w, x);
-            (h, w) = (h / 2, w / 2);
-            lap("max-pool", i);
-        }
-        let channels = self.fc1.inputs;
-        let plane = (h * w) as f32;
-        let pooled: Vec<f32> = x.chunks(h * w).take(channels).map(|p| p.iter().sum::<f32>() / plane).collect();
+            let plane = (h * w) as f32;
+            x.chunks(h * w).take(self.fc1.inputs).map(|p| p.iter().sum::<f32>() / plane).collect()
+        };
         let mut hidden = vec![0.0; self.fc1.outputs];
         self.fc1.run(&pooled, &mut hidden, true);
         self.fc2.run(&hidden, logits, false);
-        lap("pool + fc1 + fc2", self.stages.len());
+        lap("pool + fc1 + fc2", self.stages.len(), logits);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::model::{Network, NetworkConfig};
-    use crate::nn::bf16::Precision;
+    use crate::nn::Precision;
     use crate::nn::Tensor;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -31,7 +31,7 @@
 //! already cropped go straight to [`predict::Predictor::predict`] as 48x48 gray pixels
 //! ([`image_io::face_pixels`] makes them from any image). A [`predict::Predictor`] is `Sync`: share
 //! one across threads. On a CPU with AVX-512 BF16,
-//! `Predictor::load(None)?.with_precision(nn::bf16::Precision::Bf16)?` runs the network about
+//! `Predictor::load(None)?.with_precision(nn::Precision::Bf16)?` runs the network about
 //! twice as fast, with labels that differ from f32's for about 1% of faces.
 
 pub mod analyze;
@@ -44,6 +44,7 @@ pub mod export;
 pub mod faces;
 pub mod image_io;
 pub mod infer;
+pub mod int8;
 pub mod model;
 pub mod nn;
 pub mod predict;

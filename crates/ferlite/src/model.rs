@@ -232,6 +232,9 @@ pub struct Network {
     pub buffer_layout: Layout,
     pub params: Vec<f32>,
     pub buffers: Vec<f32>,
+    /// Calibrated activation ranges for `--precision int8` (`ferlite calibrate`), saved in the
+    /// model file; `None` until calibrated, and cleared when the weights change.
+    pub int8_ranges: Option<Vec<f32>>,
     stem: ConvBn,
     stages: Vec<ResidualStage>,
     fc1: Linear,
@@ -262,7 +265,7 @@ impl Network {
         let fc1 = Linear::new(&mut p, "head.fc1", cin, config.hidden_units);
         let fc2 = Linear::new(&mut p, "head.fc2", config.hidden_units, config.classes);
         let (params, buffers) = (vec![0.0; p.len()], vec![0.0; b.len()]);
-        Network { config, param_layout: p, buffer_layout: b, params, buffers, stem, stages, fc1, fc2 }
+        Network { config, param_layout: p, buffer_layout: b, params, buffers, int8_ranges: None, stem, stages, fc1, fc2 }
     }
 
     /// How the 3x3 convolutions of [`forward`](Self::forward), [`forward_train`](Self::forward_train)
@@ -305,6 +308,8 @@ impl Network {
                 .collect(),
             fc1: dense(&self.fc1),
             fc2: dense(&self.fc2),
+            int8_ranges: self.int8_ranges.clone(),
+            int8: None,
         }
     }
 

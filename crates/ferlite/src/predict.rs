@@ -7,7 +7,7 @@ use crate::emotion::{normalize_pixels, EMOTIONS, FACE_PIXELS, FACE_SIZE, NUM_CLA
 use crate::infer::FastNetwork;
 use crate::model::Network;
 use crate::nn::loss::softmax_rows;
-use crate::nn::bf16::Precision;
+use crate::nn::Precision;
 use crate::nn::Tensor;
 use crate::weights::{TensorFile, VAL_ACCURACY_KEY};
 use anyhow::{Context, Result};
@@ -109,6 +109,9 @@ impl Predictor {
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
         // Checked now rather than when the network is first folded.
         precision.check()?;
+        if precision == Precision::Int8 && self.network.int8_ranges.is_none() {
+            return Err(crate::int8::missing_ranges().context(self.source.clone()));
+        }
         self.precision = precision;
         self.fast = OnceLock::new();
         Ok(self)

@@ -4,6 +4,7 @@
 //! the old file intact. Every file carries a CRC-32 of its tensors and metadata, checked on load,
 //! so a file damaged after it was written (a flipped bit, a bad copy) is refused, not used.
 
+use crate::int8::ACTIVATION_RANGES_KEY;
 use crate::model::{Network, NetworkConfig};
 use crate::nn::params::Layout;
 use anyhow::{bail, Context, Result};
@@ -188,6 +189,9 @@ impl Network {
         file.push_layout("", &self.buffer_layout, &self.buffers);
         file.metadata.insert(FORMAT_KEY.into(), FORMAT.into());
         file.metadata.insert(NETWORK_KEY.into(), serde_json::to_string(&self.config).expect("config serialises"));
+        if let Some(ranges) = &self.int8_ranges {
+            file.metadata.insert(ACTIVATION_RANGES_KEY.into(), serde_json::to_string(ranges).expect("numbers serialise"));
+        }
         file
     }
 
@@ -200,6 +204,9 @@ impl Network {
         let (pl, bl) = (net.param_layout.clone(), net.buffer_layout.clone());
         file.read_layout("", &pl, &mut net.params)?;
         file.read_layout("", &bl, &mut net.buffers)?;
+        if let Some(ranges) = file.metadata.get(ACTIVATION_RANGES_KEY) {
+            net.int8_ranges = Some(serde_json::from_str(ranges).context("unreadable int8 activation ranges")?);
+        }
         Ok(net)
     }
 
@@ -240,6 +247,8 @@ impl Network {
             );
         }
         net.config = config;
+        // Training changes the weights: ranges calibrated for the old ones would mislead int8.
+        net.int8_ranges = None;
         Ok(net)
     }
 }

@@ -50,7 +50,7 @@ fn embedded_model_reproduces_its_committed_val_report() {
 #[test]
 fn bf16_products_keep_val_accuracy_within_three_tenths_of_a_point() {
     use ferlite::eval::Evaluation;
-    use ferlite::nn::bf16::{self, Precision};
+    use ferlite::nn::{bf16, Precision};
     use ferlite::predict::{Predictor, Tta};
     let Some(root) = shared_fer2013() else { return };
     if !bf16::available() {
@@ -62,6 +62,29 @@ fn bf16_products_keep_val_accuracy_within_three_tenths_of_a_point() {
     let bf16 = Evaluation::run(&Predictor::load(None).unwrap().with_precision(Precision::Bf16).unwrap(), &val, Tta::Flip).accuracy;
     eprintln!("val/ with flip TTA: f32 {:.2}%, bf16 {:.2}%", 100.0 * f32, 100.0 * bf16);
     assert!((f32 - bf16).abs() <= 0.003, "f32 {f32}, bf16 {bf16}");
+}
+
+/// `--precision int8` (issue #31): on all of val/, accuracy within half a point of f32's and at
+/// most 2% of the labels changed, with and without flip TTA; the figures are printed.
+#[test]
+fn int8_keeps_val_accuracy_within_half_a_point_and_changes_at_most_two_percent_of_labels() {
+    use ferlite::nn::Precision;
+    use ferlite::predict::{Predictor, Tta};
+    let Some(root) = shared_fer2013() else { return };
+    if Precision::Int8.check().is_err() {
+        eprintln!("skipped: this CPU has no AVX2, --precision int8 is not used here");
+        return;
+    }
+    let val = load(&root, Some(Split::Val), BadInput::Abort).unwrap();
+    let (f32, int8) = (Predictor::load(None).unwrap(), Predictor::load(None).unwrap().with_precision(Precision::Int8).unwrap());
+    for tta in [Tta::None, Tta::Flip] {
+        let (a, b) = (f32.predict(&val.pixels, tta), int8.predict(&val.pixels, tta));
+        let right = |p: &[ferlite::predict::Prediction]| p.iter().zip(&val.labels).filter(|(p, &l)| p.class_index == l as usize).count() as f64 / val.len() as f64;
+        let changed = a.iter().zip(&b).filter(|(a, b)| a.class_index != b.class_index).count();
+        eprintln!("val/ {tta:?}: f32 {:.2}%, int8 {:.2}%, {changed} of {} labels changed", 100.0 * right(&a), 100.0 * right(&b), val.len());
+        assert!((right(&a) - right(&b)).abs() <= 0.005, "{tta:?}: f32 {}, int8 {}", right(&a), right(&b));
+        assert!(changed as f64 <= 0.02 * val.len() as f64, "{tta:?}: {changed} labels changed");
+    }
 }
 
 /// The inference fast path (folded batch norms, Winograd and direct AVX2 kernels) against the

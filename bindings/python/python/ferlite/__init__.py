@@ -58,7 +58,8 @@ class Predictor:
     """A loaded model, reused across calls and safe to share between threads.
 
     ``model_path``: a weights file from ``ferlite train`` (default: the model inside the package).
-    ``precision``: ``"f32"`` (default, the same answers on every CPU) or ``"bf16"`` (CPUs with
+    ``precision``: ``"f32"`` (default, the same answers on every CPU), ``"int8"`` (CPUs with AVX2,
+    fastest with AVX-512 VNNI; a calibrated model, as the embedded one is) or ``"bf16"`` (CPUs with
     AVX-512 BF16).
     """
 

@@ -6,7 +6,7 @@ use ferlite::predict::Tta;
 use ferlite::model::{Network, NetworkConfig};
 use ferlite::nn::conv::ConvAlgorithm;
 use ferlite::nn::optim::Optimizer;
-use ferlite::nn::bf16::{self, Precision};
+use ferlite::nn::Precision;
 use ferlite::nn::Tensor;
 use ferlite::rng::rng_for;
 use ferlite::train::train_step;
@@ -83,10 +83,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     // The framework forward below is the im2col reference.
     net.set_conv_algorithm(ConvAlgorithm::Im2col);
 
+    // int8 needs activation ranges; these random weights get them from random faces (the speed
+    // does not depend on their values).
+    net.int8_ranges = Some(ferlite::int8::calibrate(&net.fold(), &random_batch(16)));
     let fast = net.fold();
-    // bfloat16 products where the CPU has them (AVX-512 BF16), timed beside f32.
-    let precisions = if bf16::available() { &[Precision::F32, Precision::Bf16][..] } else { &[Precision::F32][..] };
-    let label = |precision| if precision == Precision::Bf16 { ", bfloat16 products (--precision bf16)" } else { " (folded, fused)" };
+    // bfloat16 and int8 products where the CPU has them, timed beside f32.
+    let precisions: Vec<Precision> = [Precision::F32, Precision::Bf16, Precision::Int8].into_iter().filter(|p| p.check().is_ok()).collect();
+    let label = |precision| match precision {
+        Precision::F32 => " (folded, fused)",
+        Precision::Bf16 => ", bfloat16 products (--precision bf16)",
+        Precision::Int8 => ", int8 products (--precision int8)",
+    };
     let fast_paths = precisions.iter().map(|&p| Ok((fast.clone().with_precision(p)?, format!("fast path{}", label(p))))).collect::<Result<Vec<_>>>()?;
     for n in [1usize, 256] {
         let x = random_batch(n);
@@ -119,9 +126,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let mut jpeg = Vec::new();
         photo.to_rgb8().write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)?;
         let detectors = if args.detector.is_empty() { vec![Detector::Yunet, Detector::Accurate, Detector::Ssd, Detector::Seeta, Detector::Mmod] } else { args.detector.clone() };
-        for &precision in precisions {
+        for &precision in &precisions {
             let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
-            let label = if precision == Precision::Bf16 { ", --precision bf16" } else { "" };
+            let label = match precision {
+                Precision::F32 => "",
+                Precision::Bf16 => ", --precision bf16",
+                Precision::Int8 => ", --precision int8",
+            };
             for &detector in &detectors {
                 let search = FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() };
                 let job = || -> Result<usize> {

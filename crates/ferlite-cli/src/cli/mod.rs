@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments and how it calls the library.
 
 pub mod bench;
+pub mod calibrate;
 pub mod evaluate;
 pub mod export;
 pub mod predict;
@@ -10,7 +11,7 @@ pub mod train;
 
 use anyhow::Result;
 use ferlite::data::{BadInput, Split};
-use ferlite::nn::bf16::Precision;
+use ferlite::nn::Precision;
 use ferlite::predict::Predictor;
 use std::path::PathBuf;
 
@@ -20,11 +21,11 @@ pub struct ModelArgs {
     /// Weights file (default: the model embedded in this binary).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Number format of the networks' matrix products (the emotion network and the SSD face
-    /// detector): `bf16` needs a CPU with AVX-512 BF16; on AMD Zen 4+ it runs the first about
-    /// twice and the second 1.5 times as fast (on an Intel Xeon with it, measured no faster), moves
-    /// val/ accuracy by at most 0.3 points and changes about 1.3% of the labels; detection recall
-    /// is unchanged.
+    /// Number format of the networks' matrix products (the emotion network; `bf16` the SSD face
+    /// detector too). `int8` needs AVX2 (fast with AVX-512 VNNI) and a calibrated model (the
+    /// embedded one is; others: `ferlite calibrate`): on an AVX-512 VNNI Xeon, about 2.5x f32's
+    /// speed a face, val/ accuracy within 0.15 points, 0.7% of labels changed. `bf16` needs AVX-512
+    /// BF16: faster on AMD Zen 4+, slower than f32 on the Xeon, val/ within 0.3 points.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
 }

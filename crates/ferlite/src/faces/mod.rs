@@ -8,7 +8,7 @@ pub mod seeta;
 pub mod ssd;
 pub mod yunet;
 
-use crate::nn::bf16::Precision;
+use crate::nn::Precision;
 use crate::emotion::FACE_SIZE;
 use anyhow::Result;
 use image::{DynamicImage, GrayImage};

@@ -4,7 +4,8 @@
 //! `src/ssdMobilenetv1/` (MobileNet v1 at 512x512, six SSD heads, 5,118 anchors, NMS).
 
 use super::FaceBox;
-use crate::nn::bf16::{PackedMatrix, Precision};
+use crate::nn::bf16::PackedMatrix;
+use crate::nn::Precision;
 use crate::nn::gemm::{row_major, sgemm};
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
@@ -406,7 +407,8 @@ impl SsdDetector {
             let (kernel, inputs, outputs) = (shape[0], shape[2], shape[3]);
             let bf16 = match precision {
                 Precision::Bf16 => PackedMatrix::new(&weights.to_f32(), kernel * kernel * inputs, outputs),
-                Precision::F32 => None,
+                // The detectors have no int8 kernels: f32 stands in.
+                Precision::F32 | Precision::Int8 => None,
             };
             Ok(Conv { bf16, kernel, stride, inputs, outputs, weights, bias, relu6 })
         };

@@ -14,33 +14,7 @@ pub const COLUMNS: usize = 16;
 /// Rows of the left operand per register tile.
 pub const ROWS: usize = 6;
 
-/// The number format of the networks' matrix products; transforms, sums and everything else are
-/// f32 either way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// f32 throughout: the same answers on every CPU.
-    #[default]
-    F32,
-    /// bfloat16 operands, f32 sums: about twice as fast; needs a CPU with AVX-512 BF16.
-    /// On the embedded model, val/ accuracy moves by at most 0.3 points (docs/performance.md).
-    Bf16,
-}
-
-impl Precision {
-    /// An error when this CPU cannot run this precision (bfloat16 needs [`available`]).
-    pub fn check(self) -> anyhow::Result<()> {
-        if self == Precision::Bf16 && !available() {
-            anyhow::bail!(
-                "--precision bf16 needs a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake or Sapphire Rapids or later) and FERLITE_SIMD not off; this one cannot: use f32"
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Whether this CPU runs [`Precision::Bf16`]: AVX-512 BF16 (AMD Zen 4 and later, Intel Cooper Lake
+/// Whether this CPU runs [`Precision::Bf16`](super::Precision::Bf16): AVX-512 BF16 (AMD Zen 4 and later, Intel Cooper Lake
 /// and Sapphire Rapids and later) besides AVX2/FMA, and `FERLITE_SIMD` is not `off`.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -15,8 +15,11 @@ pub mod loss;
 pub mod norm;
 pub mod optim;
 pub mod params;
+pub mod precision;
+pub mod qgemm;
 pub mod schedule;
 pub mod tensor;
 pub mod winograd;
 
+pub use precision::Precision;
 pub use tensor::Tensor;

@@ -22,7 +22,8 @@
 //! multiply-adds per instruction; sums, transforms and outputs stay f32. The rounding (8
 //! significant bits) moves outputs by about 1e-2 relative.
 
-use super::bf16::{self, for_row_count, Precision};
+use super::bf16::{self, for_row_count};
+use super::Precision;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -111,7 +112,7 @@ impl Winograd3x3 {
     }
 
     /// As [`new`](Self::new), with products in `precision`; `None` also for
-    /// [`Precision::Bf16`] on a CPU without it ([`bf16::available`]).
+    /// [`Precision::Bf16`] on a CPU without it ([`bf16::available`]), and for int8.
     pub fn with_precision(weight: &[f32], cin: usize, cout: usize, precision: Precision) -> Option<Self> {
         Self::new(weight, cin, cout)?.in_precision(precision)
     }
@@ -126,6 +127,8 @@ impl Winograd3x3 {
                 bf16::available().then(|| Winograd3x3 { packed: Packed::Bf16(bf16::interleave_pairs(&packed, self.cin)), ..self })
             }
             (Packed::Bf16(_), Precision::F32) => None,
+            // int8 has its own kernels (`crate::int8`), not Winograd's.
+            (_, Precision::Int8) => None,
         }
     }
 

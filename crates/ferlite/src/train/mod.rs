@@ -8,6 +8,9 @@
 //! - `metrics.jsonl`: one JSON row per epoch (losses, accuracies, lr, seconds, img/s);
 //! - `config.json`: the run's [`TrainConfig`].
 //!
+//! When the last epoch is done, `best` and `last` get their int8 activation ranges
+//! ([`crate::int8::calibrate_file`]) from training faces.
+//!
 //! A killed run loses at most the epoch in progress: `--resume` reloads the checkpoint, and since
 //! every random draw is seeded by (seed, epoch, step), continues exactly as if never stopped.
 
@@ -141,6 +144,14 @@ impl Trainer {
                 metrics.seconds,
                 metrics.train_images_per_second
             );
+        }
+        // The finished run's weights, ready for `--precision int8` (a run stopped early:
+        // `ferlite calibrate`).
+        for file in [BEST_FILE, LAST_FILE] {
+            let path = self.dir.join(file);
+            if path.exists() {
+                crate::int8::calibrate_file(&path, train, crate::int8::CALIBRATION_FACES, None)?;
+            }
         }
         Ok(())
     }
