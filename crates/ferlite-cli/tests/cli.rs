@@ -140,13 +140,19 @@ fn bf16_precision_answers_near_f32_or_is_refused_by_name() {
         assert!(f32["box"][side].as_i64().unwrap().abs_diff(bf16["box"][side].as_i64().unwrap()) <= 2, "{side}: f32 {f32}, bf16 {bf16}");
     }
     assert!((f32["box"]["score"].as_f64().unwrap() - bf16["box"]["score"].as_f64().unwrap()).abs() < 0.02, "f32 {f32}, bf16 {bf16}");
+    assert_probabilities_near_f32(&f32, &bf16, "bf16");
+}
+
+/// `other`'s seven probabilities (a face of `--precision precision`) each within 0.05 of `f32`'s,
+/// and not all equal to them (which would mean the other precision's kernels did not run).
+fn assert_probabilities_near_f32(f32: &serde_json::Value, other: &serde_json::Value, precision: &str) {
     let mut moved = false;
     for (class, p) in f32["probabilities"].as_object().unwrap() {
-        let (p, q) = (p.as_f64().unwrap(), bf16["probabilities"][class].as_f64().unwrap());
-        assert!((p - q).abs() < 0.05, "{class}: f32 {p}, bf16 {q}");
+        let (p, q) = (p.as_f64().unwrap(), other["probabilities"][class].as_f64().unwrap());
+        assert!((p - q).abs() < 0.05, "{class}: f32 {p}, {precision} {q}");
         moved |= p != q;
     }
-    assert!(moved, "bf16 gave f32's probabilities bit for bit: the bf16 kernel did not run");
+    assert!(moved, "{precision} gave f32's probabilities bit for bit: its kernels did not run");
 }
 
 /// `--precision int8` is refused by name without AVX2 (forced with `FERLITE_SIMD=off`) and for a
@@ -182,13 +188,7 @@ fn int8_precision_needs_calibration_and_answers_near_f32() {
     let (f32, int8) = (face("f32"), face("int8"));
     assert_eq!(f32["emotion"], int8["emotion"]);
     assert_eq!(f32["box"], int8["box"], "the detector does not change with --precision int8");
-    let mut moved = false;
-    for (class, p) in f32["probabilities"].as_object().unwrap() {
-        let (p, q) = (p.as_f64().unwrap(), int8["probabilities"][class].as_f64().unwrap());
-        assert!((p - q).abs() < 0.05, "{class}: f32 {p}, int8 {q}");
-        moved |= p != q;
-    }
-    assert!(moved, "int8 gave f32's probabilities bit for bit: the int8 path did not run");
+    assert_probabilities_near_f32(&f32, &int8, "int8");
 }
 
 #[test]
