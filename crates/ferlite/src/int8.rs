@@ -88,6 +88,9 @@ impl Int8Stages {
     /// The stages of `net` with activations clipped at `ranges` ([`RANGES_PER_STAGE`] a stage).
     pub fn new(net: &FastNetwork, ranges: &[f32]) -> Result<Self> {
         let Some(isa) = Isa::detect() else { bail!("int8 needs AVX2") };
+        if isa == Isa::Avx2 {
+            tracing::warn!("this CPU has no VNNI (AVX-512 VNNI or AVX-VNNI): --precision int8 runs on AVX2 here, with the same answers but about half f32's speed (docs/performance.md); use f32 for speed");
+        }
         if ranges.len() != RANGES_PER_STAGE * net.stages.len() || ranges.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
             bail!("the model's int8 activation ranges do not fit its network ({} numbers for {} stages): recalibrate it with `ferlite calibrate`", ranges.len(), net.stages.len());
         }

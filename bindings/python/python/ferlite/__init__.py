@@ -59,8 +59,8 @@ class Predictor:
 
     ``model_path``: a weights file from ``ferlite train`` (default: the model inside the package).
     ``precision``: ``"f32"`` (default, the same answers on every CPU), ``"int8"`` (CPUs with AVX2,
-    fastest with AVX-512 VNNI; a calibrated model, as the embedded one is) or ``"bf16"`` (CPUs with
-    AVX-512 BF16).
+    fast with AVX-512 VNNI or AVX-VNNI; a calibrated model, as the embedded one is) or ``"bf16"``
+    (CPUs with AVX-512 BF16).
     """
 
     def __init__(self, model_path: Optional[Union[str, "os.PathLike[str]"]] = None, precision: str = "f32"):

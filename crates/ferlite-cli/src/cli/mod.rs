@@ -22,9 +22,10 @@ pub struct ModelArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Number format of the networks' matrix products (the emotion network; `bf16` the SSD face
-    /// detector too). `int8` needs AVX2 (fast with AVX-512 VNNI) and a calibrated model (the
-    /// embedded one is; others: `ferlite calibrate`): on an AVX-512 VNNI Xeon, about 2.5x f32's
-    /// speed a face, val/ accuracy within 0.15 points, 0.7% of labels changed. `bf16` needs AVX-512
+    /// detector too). `int8` needs a calibrated model (the
+    /// embedded one is; others: `ferlite calibrate`) and AVX2; it is fast with AVX-512 VNNI (an
+    /// Intel Xeon: about 2.5x f32's speed a face) or AVX-VNNI (1.5x), half f32's speed with AVX2
+    /// alone; val/ accuracy within 0.15 points, 0.7% of labels changed. `bf16` needs AVX-512
     /// BF16: faster on AMD Zen 4+, slower than f32 on the Xeon, val/ within 0.3 points.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,

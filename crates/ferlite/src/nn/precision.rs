@@ -12,8 +12,9 @@ pub enum Precision {
     /// bfloat16 operands, f32 sums: about twice as fast; needs a CPU with AVX-512 BF16.
     /// Transforms, sums and everything else stay f32 (docs/performance.md).
     Bf16,
-    /// 8-bit activations and weights, exact 32-bit sums (`crate::int8`): needs AVX2, and is
-    /// fastest with AVX-512 VNNI; the model file must carry activation scales (`ferlite calibrate`).
+    /// 8-bit activations and weights, exact 32-bit sums (`crate::int8`): fast with AVX-512 VNNI or
+    /// AVX-VNNI, runs (slower than f32) on AVX2 alone; the model file must carry activation ranges
+    /// (`ferlite calibrate`).
     Int8,
 }
 
@@ -27,7 +28,7 @@ impl Precision {
             ),
             Precision::Bf16 => {}
             Precision::Int8 if super::qgemm::Isa::detect().is_none() => anyhow::bail!(
-                "--precision int8 needs a CPU with AVX2 (fastest with AVX-512 VNNI) and FERLITE_SIMD not off; this one cannot: use f32"
+                "--precision int8 needs a CPU with AVX2 (and is fast with AVX-512 VNNI or AVX-VNNI) and FERLITE_SIMD not off; this one cannot: use f32"
             ),
             Precision::Int8 => {}
         }

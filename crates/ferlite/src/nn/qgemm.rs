@@ -9,6 +9,8 @@
 //!
 //! - AVX-512 VNNI: `vpdpbusd` multiplies 4 u8 x s8 pairs per i32 lane and adds them to the lane.
 //!   Weights packed `[cout / 16][k / 4][16][4]`.
+//! - AVX-VNNI (Intel client CPUs without AVX-512): the same instruction on 8 lanes, weights
+//!   `[cout / 8][k / 4][8][4]`.
 //! - AVX2: `vpmaddwd` on the same values widened to i16 (2 pairs per lane). `vpmaddubsw` would be
 //!   twice as fast but saturates at 32,767 (255 x 127 x 2 does not fit), so its answers would
 //!   differ from the VNNI kernel's. Weights packed `[cout / 8][k / 2][8][2]` as i16.
@@ -20,6 +22,7 @@ pub const BLOCK: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     Vnni512,
+    AvxVnni,
     Avx2,
 }
 
@@ -31,8 +34,13 @@ impl Isa {
             if !super::direct_conv::available() {
                 return None;
             }
-            let vnni = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni");
-            Some(if vnni { Isa::Vnni512 } else { Isa::Avx2 })
+            Some(if vnni512() {
+                Isa::Vnni512
+            } else if std::is_x86_feature_detected!("avxvnni") {
+                Isa::AvxVnni
+            } else {
+                Isa::Avx2
+            })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -42,12 +50,24 @@ impl Isa {
 
     /// The kernels this CPU can run, for tests that compare them.
     pub fn all_available() -> Vec<Isa> {
-        match Isa::detect() {
-            Some(Isa::Vnni512) => vec![Isa::Vnni512, Isa::Avx2],
-            Some(Isa::Avx2) => vec![Isa::Avx2],
-            None => vec![],
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect().is_some() {
+            let mut all = vec![Isa::Avx2];
+            if std::is_x86_feature_detected!("avxvnni") {
+                all.push(Isa::AvxVnni);
+            }
+            if vnni512() {
+                all.push(Isa::Vnni512);
+            }
+            return all;
         }
+        vec![]
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni512() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni")
 }
 
 /// What becomes of each output's i32 sum `acc`: `v = acc * scale[co] + shift[co]` (one fused
@@ -86,11 +106,12 @@ impl PackedWeights {
         let k = taps * cin;
         let (mut packed_i8, mut packed_i16) = (Vec::new(), Vec::new());
         match isa {
-            Isa::Vnni512 => {
+            Isa::Vnni512 | Isa::AvxVnni => {
+                let lanes = if isa == Isa::Vnni512 { 16 } else { 8 };
                 packed_i8 = vec![0; cout * k];
                 for co in 0..cout {
                     for kk in 0..k {
-                        packed_i8[((co / 16 * (k / 4) + kk / 4) * 16 + co % 16) * 4 + kk % 4] = weights[co * k + kk];
+                        packed_i8[((co / lanes * (k / 4) + kk / 4) * lanes + co % lanes) * 4 + kk % 4] = weights[co * k + kk];
                     }
                 }
             }
@@ -127,6 +148,7 @@ impl PackedWeights {
         unsafe {
             match self.isa {
                 Isa::Vnni512 => x86::run_vnni512(self, input, first, offsets, pixels, out),
+                Isa::AvxVnni => x86::run_avx_vnni(self, input, first, offsets, pixels, out),
                 Isa::Avx2 => x86::run_avx2(self, input, first, offsets, pixels, out),
             }
         }
@@ -307,31 +329,84 @@ mod x86 {
                 }
             }
             for block in 0..2 {
-                let channel = j + 8 * block;
-                let scale = _mm256_loadu_ps(w.scale.as_ptr().add(channel));
-                let shift = _mm256_loadu_ps(w.shift.as_ptr().add(channel));
                 for (r, acc) in acc.iter().enumerate() {
-                    let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[block]), scale, shift);
-                    match out.add(r * cout + channel) {
-                        Destination::U8(out) => {
-                            let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(v), _mm256_setzero_si256()), _mm256_set1_epi32(255));
-                            // Eight i32 in 0..=255 to eight bytes: each 128-bit half packs to its low 4 bytes.
-                            let bytes = _mm256_packus_epi16(_mm256_packus_epi32(q, q), _mm256_setzero_si256());
-                            (out as *mut i32).write_unaligned(_mm_cvtsi128_si32(_mm256_castsi256_si128(bytes)));
-                            (out.add(4) as *mut i32).write_unaligned(_mm_cvtsi128_si32(_mm256_extracti128_si256(bytes, 1)));
-                        }
-                        Destination::F32 { out, residual, relu } => {
-                            let mut v = v;
-                            if !residual.is_null() {
-                                v = _mm256_add_ps(v, _mm256_loadu_ps(residual));
-                            }
-                            if relu {
-                                v = _mm256_max_ps(v, _mm256_setzero_ps());
-                            }
-                            _mm256_storeu_ps(out, v);
-                        }
-                    }
+                    store_avx2(w, acc[block], j + 8 * block, out.add(r * cout + j + 8 * block));
                 }
+            }
+        }
+    }
+
+    pub(super) unsafe fn run_avx_vnni(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], pixels: usize, out: Epilogue) {
+        let out = Destination::new(out);
+        let mut p = 0;
+        while p + 4 <= pixels {
+            tile_avx_vnni::<4>(w, input, first + p, offsets, out.add(p * w.cout));
+            p += 4;
+        }
+        while p < pixels {
+            tile_avx_vnni::<1>(w, input, first + p, offsets, out.add(p * w.cout));
+            p += 1;
+        }
+    }
+
+    /// `R` consecutive output pixels, all output channels, 16 at a time.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    unsafe fn tile_avx_vnni<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
+        let (cin, cout) = (w.cin, w.cout);
+        let quads = offsets.len() * cin / 4;
+        let weights = w.packed_i8.as_ptr();
+        let src = input.as_ptr();
+        for j in (0..cout).step_by(16) {
+            let b0_at = weights.add(j / 8 * quads * 32);
+            let b1_at = weights.add((j / 8 + 1) * quads * 32);
+            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+            let mut q = 0;
+            for &off in offsets {
+                let pixel = src.add((first + off) * cin);
+                for c in (0..cin).step_by(4) {
+                    let b0 = _mm256_loadu_si256(b0_at.add(q * 32) as *const _);
+                    let b1 = _mm256_loadu_si256(b1_at.add(q * 32) as *const _);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let a = _mm256_set1_epi32((pixel.add(r * cin + c) as *const i32).read_unaligned());
+                        acc[0] = _mm256_dpbusd_avx_epi32(acc[0], a, b0);
+                        acc[1] = _mm256_dpbusd_avx_epi32(acc[1], a, b1);
+                    }
+                    q += 1;
+                }
+            }
+            for block in 0..2 {
+                for (r, acc) in acc.iter().enumerate() {
+                    store_avx2(w, acc[block], j + 8 * block, out.add(r * cout + j + 8 * block));
+                }
+            }
+        }
+    }
+
+    /// The epilogue of 8 channels' sums from `channel` on, into `out` (already at that pixel and
+    /// channel).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store_avx2(w: &PackedWeights, acc: __m256i, channel: usize, out: Destination) {
+        let scale = _mm256_loadu_ps(w.scale.as_ptr().add(channel));
+        let shift = _mm256_loadu_ps(w.shift.as_ptr().add(channel));
+        let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), scale, shift);
+        match out {
+            Destination::U8(out) => {
+                let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(v), _mm256_setzero_si256()), _mm256_set1_epi32(255));
+                // Eight i32 in 0..=255 to eight bytes: each 128-bit half packs to its low 4 bytes.
+                let bytes = _mm256_packus_epi16(_mm256_packus_epi32(q, q), _mm256_setzero_si256());
+                (out as *mut i32).write_unaligned(_mm_cvtsi128_si32(_mm256_castsi256_si128(bytes)));
+                (out.add(4) as *mut i32).write_unaligned(_mm_cvtsi128_si32(_mm256_extracti128_si256(bytes, 1)));
+            }
+            Destination::F32 { out, residual, relu } => {
+                let mut v = v;
+                if !residual.is_null() {
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(residual));
+                }
+                if relu {
+                    v = _mm256_max_ps(v, _mm256_setzero_ps());
+                }
+                _mm256_storeu_ps(out, v);
             }
         }
     }
