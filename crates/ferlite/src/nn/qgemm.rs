@@ -147,9 +147,10 @@ impl PackedWeights {
         // it), and the asserts above keep every read and write inside the slices.
         unsafe {
             match self.isa {
-                Isa::Vnni512 => x86::run_vnni512(self, input, first, offsets, pixels, out),
-                Isa::AvxVnni => x86::run_avx_vnni(self, input, first, offsets, pixels, out),
-                Isa::Avx2 => x86::run_avx2(self, input, first, offsets, pixels, out),
+                Isa::Vnni512 => x86::run(self, input, first, offsets, pixels, out, &[(8, x86::tile_vnni512::<8>), (4, x86::tile_vnni512::<4>), (1, x86::tile_vnni512::<1>)]),
+                // Eight 2x8-lane accumulators, half the 16 registers: tiles of 4 pixels.
+                Isa::AvxVnni => x86::run(self, input, first, offsets, pixels, out, &[(4, x86::tile_avx_vnni::<4>), (1, x86::tile_avx_vnni::<1>)]),
+                Isa::Avx2 => x86::run(self, input, first, offsets, pixels, out, &[(4, x86::tile_avx2::<4>), (1, x86::tile_avx2::<1>)]),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -181,12 +182,25 @@ mod x86 {
     use super::{Epilogue, PackedWeights};
     use std::arch::x86_64::*;
 
-    /// Output pixels per register tile (then 4, then 1 for what is left of a row).
-    const PIXELS: usize = 8;
+    /// A kernel for a tile of consecutive output pixels (all output channels).
+    pub(super) type Tile = unsafe fn(&PackedWeights, &[u8], usize, &[usize], Destination);
+
+    /// A row of `pixels` output pixels in tiles, the widest that fit first (`tiles`: pixels a
+    /// tile, kernel; the last of width 1).
+    pub(super) unsafe fn run(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], pixels: usize, out: Epilogue, tiles: &[(usize, Tile)]) {
+        let out = Destination::new(out);
+        let mut p = 0;
+        for &(width, tile) in tiles {
+            while p + width <= pixels {
+                tile(w, input, first + p, offsets, out.add(p * w.cout));
+                p += width;
+            }
+        }
+    }
 
     /// The epilogue's destination as pointers to output pixel 0 (the tiles move along it).
     #[derive(Clone, Copy)]
-    enum Destination {
+    pub(super) enum Destination {
         U8(*mut u8),
         F32 { out: *mut f32, residual: *const f32, relu: bool },
     }
@@ -208,26 +222,9 @@ mod x86 {
         }
     }
 
-    pub(super) unsafe fn run_vnni512(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], pixels: usize, out: Epilogue) {
-        let out = Destination::new(out);
-        let mut p = 0;
-        while p + PIXELS <= pixels {
-            tile_vnni512::<PIXELS>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += PIXELS;
-        }
-        if p + 4 <= pixels {
-            tile_vnni512::<4>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += 4;
-        }
-        while p < pixels {
-            tile_vnni512::<1>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += 1;
-        }
-    }
-
     /// `R` consecutive output pixels, all output channels, 32 at a time (then 16).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile_vnni512<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
+    pub(super) unsafe fn tile_vnni512<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
         let (cin, cout) = (w.cin, w.cout);
         let quads = offsets.len() * cin / 4;
         let weights = w.packed_i8.as_ptr();
@@ -288,23 +285,9 @@ mod x86 {
         }
     }
 
-    pub(super) unsafe fn run_avx2(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], pixels: usize, out: Epilogue) {
-        let out = Destination::new(out);
-        let mut p = 0;
-        // Eight 2x8-lane accumulators, half the 16 registers: tiles of 4 pixels.
-        while p + 4 <= pixels {
-            tile_avx2::<4>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += 4;
-        }
-        while p < pixels {
-            tile_avx2::<1>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += 1;
-        }
-    }
-
     /// `R` consecutive output pixels, all output channels, 16 at a time.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_avx2<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
+    pub(super) unsafe fn tile_avx2<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
         let (cin, cout) = (w.cin, w.cout);
         let pairs = offsets.len() * cin / 2;
         let weights = w.packed_i16.as_ptr();
@@ -336,22 +319,9 @@ mod x86 {
         }
     }
 
-    pub(super) unsafe fn run_avx_vnni(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], pixels: usize, out: Epilogue) {
-        let out = Destination::new(out);
-        let mut p = 0;
-        while p + 4 <= pixels {
-            tile_avx_vnni::<4>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += 4;
-        }
-        while p < pixels {
-            tile_avx_vnni::<1>(w, input, first + p, offsets, out.add(p * w.cout));
-            p += 1;
-        }
-    }
-
     /// `R` consecutive output pixels, all output channels, 16 at a time.
     #[target_feature(enable = "avx2,fma,avxvnni")]
-    unsafe fn tile_avx_vnni<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
+    pub(super) unsafe fn tile_avx_vnni<const R: usize>(w: &PackedWeights, input: &[u8], first: usize, offsets: &[usize], out: Destination) {
         let (cin, cout) = (w.cin, w.cout);
         let quads = offsets.len() * cin / 4;
         let weights = w.packed_i8.as_ptr();
@@ -429,7 +399,8 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for (cin, cout, taps, extreme) in [(16, 16, 9, false), (32, 48, 9, false), (64, 32, 1, false), (128, 128, 9, true)] {
-            let (h, w) = (5, 7);
+            // 13 pixels a row: a tile of 8, one of 4 and one of 1 on the AVX-512 kernel.
+            let (h, w) = (5, 13);
             let stride = w + 2;
             let input: Vec<u8> = (0..(h + 2) * stride * cin).map(|_| if extreme { 255 } else { rng.random() }).collect();
             let weights: Vec<i8> = (0..cout * taps * cin).map(|_| if extreme { -127 } else { rng.random_range(-127..=127) }).collect();
