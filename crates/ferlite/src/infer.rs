@@ -260,12 +260,6 @@ impl FastNetwork {
         Ok(self)
     }
 
-    /// The same network carrying `ranges` for int8 (see [`crate::int8::calibrate`]).
-    pub fn with_int8_ranges(mut self, ranges: Option<Vec<f32>>) -> Self {
-        self.int8_ranges = ranges;
-        self
-    }
-
     /// Runs one standardised face through the layers, calling `f(layer, stage, output)` after
     /// each (what [`crate::int8::calibrate`] measures, on the f32 layers).
     pub fn observe(&self, face: &[f32], f: &mut dyn FnMut(&str, usize, &[f32])) {

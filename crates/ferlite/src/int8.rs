@@ -51,7 +51,7 @@ fn quantize_conv(isa: Isa, conv: &FoldedConv, cin_padded: usize, input_step: f32
 struct QuantStage {
     cin: usize,
     cout: usize,
-    /// The stage's input step (for the identity shortcut).
+    /// The stage's input step (for the identity shortcut, and what the layer before quantises to).
     input_step: f32,
     a: PackedWeights,
     b: PackedWeights,
@@ -67,8 +67,6 @@ pub struct Int8Stages {
     stem_weights: Vec<f32>,
     stem_bias: Vec<f32>,
     stages: Vec<QuantStage>,
-    /// The input step of each stage (the last entry: none, the output is f32).
-    input_steps: Vec<f32>,
     /// Channels of the last stage's output (unpadded).
     out_channels: usize,
 }
@@ -111,7 +109,6 @@ impl Int8Stages {
             });
             cin = cout;
         }
-        let input_steps = steps.chunks(RANGES_PER_STAGE).map(|s| s[0]).collect();
         let out_channels = net.stages.last().map_or(net.stem.cout, |s| s.c.cout);
         let stem = &net.stem;
         anyhow::ensure!(stem.cin == 1 && stem.kernel == 3, "int8 expects a 3x3 stem on one channel");
@@ -122,7 +119,7 @@ impl Int8Stages {
         }
         let mut stem_bias = stem.bias.clone();
         stem_bias.resize(padded, 0.0);
-        Ok(Int8Stages { stem_weights, stem_bias, stages, input_steps, out_channels })
+        Ok(Int8Stages { stem_weights, stem_bias, stages, out_channels })
     }
 
     /// One standardised face (48x48): the global average of the last stage's pooled output
@@ -150,7 +147,7 @@ impl Int8Stages {
         }
         out.clear();
         out.resize((h + 2) * stride * c, 0);
-        let inverse = 1.0 / self.input_steps[0];
+        let inverse = 1.0 / self.stages[0].input_step;
         let mut acc = self.stem_bias.clone();
         for y in 0..h {
             for x in 0..w {
@@ -199,7 +196,7 @@ impl Int8Stages {
             }
             let (ph, pw) = (h / 2, w / 2);
             match self.stages.get(i + 1) {
-                Some(next) => pool_to_u8(out, (h, w), cout, 1.0 / self.input_steps[i + 1], next.cin, x),
+                Some(next) => pool_to_u8(out, (h, w), cout, 1.0 / next.input_step, next.cin, x),
                 None => {
                     // The global average of the pooled map: the head's input.
                     pooled.clear();
@@ -313,21 +310,18 @@ pub fn sample_faces(set: &crate::data::FaceSet, count: usize) -> Tensor {
 /// Faces [`calibrate_file`] measures on by default (`ferlite calibrate --faces`).
 pub const CALIBRATION_FACES: usize = 2000;
 
-/// Calibrates the model file at `path` on `count` faces of `set` and stores the ranges in it
-/// (written to `out`, or over `path`), keeping its other metadata; returns the network with them
-/// and the faces used.
-pub fn calibrate_file(path: &std::path::Path, set: &crate::data::FaceSet, count: usize, out: Option<&std::path::Path>) -> Result<(crate::model::Network, Tensor)> {
+/// Calibrates the model file at `path` on `faces` ([`sample_faces`]) and stores the ranges in it
+/// (written to `out`, or over `path`), keeping its other metadata; returns the network with them.
+pub fn calibrate_file(path: &std::path::Path, faces: &Tensor, out: Option<&std::path::Path>) -> Result<crate::model::Network> {
     use anyhow::Context;
     let mut file = crate::weights::TensorFile::read(path)?;
     let mut net = crate::model::Network::from_tensor_file(&file).with_context(|| format!("{}: not a usable ferlite model", path.display()))?;
-    anyhow::ensure!(!set.is_empty(), "no faces to calibrate on");
-    let faces = sample_faces(set, count);
-    let ranges = calibrate(&net.fold(), &faces);
+    let ranges = calibrate(&net.fold(), faces);
     tracing::info!("{}: int8 activation ranges (stage input, conv a, conv b per stage) {ranges:.3?}", path.display());
     file.metadata.insert(ACTIVATION_RANGES_KEY.into(), serde_json::to_string(&ranges)?);
     file.write_atomic(out.unwrap_or(path))?;
     net.int8_ranges = Some(ranges);
-    Ok((net, faces))
+    Ok(net)
 }
 
 /// The error for int8 on a model without activation ranges.
@@ -366,7 +360,7 @@ mod tests {
             let fast = net.fold();
             let input = faces(6);
             let ranges = calibrate(&fast, &input);
-            let quantized = fast.clone().with_int8_ranges(Some(ranges)).with_precision(Precision::Int8).unwrap();
+            let quantized = FastNetwork { int8_ranges: Some(ranges), ..fast.clone() }.with_precision(Precision::Int8).unwrap();
             let (want, got) = (fast.forward(&input), quantized.forward(&input));
             let spread = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let gap = want.data.iter().zip(&got.data).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));

@@ -31,7 +31,8 @@ pub struct CalibrateArgs {
 pub fn run(args: CalibrateArgs) -> Result<ExitCode> {
     let set = data::load(&args.data, Some(args.data_args.split().unwrap_or(Split::Train)), args.data_args.bad_input())?;
     anyhow::ensure!(!set.is_empty(), "{}: no faces to calibrate on", args.data.display());
-    let (net, faces) = int8::calibrate_file(&args.model, &set, args.faces, args.out.as_deref())?;
+    let faces = int8::sample_faces(&set, args.faces);
+    let net = int8::calibrate_file(&args.model, &faces, args.out.as_deref())?;
     let out = args.out.as_ref().unwrap_or(&args.model).display();
     let count = faces.batch();
     if Precision::Int8.check().is_ok() {

@@ -147,10 +147,11 @@ impl Trainer {
         }
         // The finished run's weights, ready for `--precision int8` (a run stopped early:
         // `ferlite calibrate`).
+        let faces = crate::int8::sample_faces(train, crate::int8::CALIBRATION_FACES);
         for file in [BEST_FILE, LAST_FILE] {
             let path = self.dir.join(file);
             if path.exists() {
-                crate::int8::calibrate_file(&path, train, crate::int8::CALIBRATION_FACES, None)?;
+                crate::int8::calibrate_file(&path, &faces, None)?;
             }
         }
         Ok(())
