@@ -1,62 +1,17 @@
 //! Damaged inputs never panic and never abort: valid images, animated GIFs, model files, training
 //! checkpoints and CSVs with bytes flipped, inserted, deleted or cut off are each either read or
-//! refused with an error. The
-//! mutations are seeded, so a failure names the seed and the case that reproduces it;
+//! refused with an error. The mutations are seeded, so a failure names the seed and the case that reproduces it;
 //! `FERLITE_MUTATIONS=N` runs N per input instead of the default (a longer search than CI's).
+//! Uploads to the service are damaged the same way in ferlite-serve's `mutated_uploads`.
 
 use ferlite_testkit as common;
+use ferlite_testkit::mutation::survives_damage;
 
 use ferlite::data::{load, BadInput};
 use ferlite::image_io::decode_bytes;
 use ferlite::model::Network;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-fn mutations_per_input() -> usize {
-    std::env::var("FERLITE_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
-}
-
-/// `valid` damaged in one to four places: a byte changed, a run of bytes deleted or inserted, or
-/// the end cut off.
-fn mutate(valid: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
-    let mut bytes = valid.to_vec();
-    for _ in 0..rng.random_range(1..=4) {
-        if bytes.is_empty() {
-            break;
-        }
-        let at = rng.random_range(0..bytes.len());
-        match rng.random_range(0..4) {
-            0 => bytes[at] = rng.random(),
-            1 => {
-                let end = (at + rng.random_range(1..64)).min(bytes.len());
-                bytes.drain(at..end);
-            }
-            2 => {
-                let run: Vec<u8> = (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
-                bytes.splice(at..at, run);
-            }
-            _ => bytes.truncate(at),
-        }
-    }
-    bytes
-}
-
-/// Runs `read` on `mutations_per_input()` damaged copies of `valid`; fails on the first panic,
-/// naming the case. Returns how many copies were refused (errors), to show the test bites.
-fn survives_damage(what: &str, valid: &[u8], seed: u64, read: impl Fn(&[u8]) -> bool) -> usize {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut refused = 0;
-    for case in 0..mutations_per_input() {
-        let damaged = mutate(valid, &mut rng);
-        match catch_unwind(AssertUnwindSafe(|| read(&damaged))) {
-            Ok(accepted) => refused += usize::from(!accepted),
-            Err(_) => panic!("{what}: damaged copy {case} (seed {seed}, {} bytes) panicked", damaged.len()),
-        }
-    }
-    eprintln!("{what} (seed {seed}): {refused} of {} damaged copies refused, the others read", mutations_per_input());
-    refused
-}
 
 fn encoded(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
@@ -108,19 +63,34 @@ fn damaged_animated_gifs_play_or_are_refused() {
     assert!(refused > 0, "no damaged GIF was refused");
 }
 
+/// `file` (a weights or checkpoint file) without its checksum, as files written before checksums
+/// were: its damaged copies reach the parser and the checks behind the checksum.
+fn without_checksum(file: &[u8]) -> Vec<u8> {
+    let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&file[8..header_end]).unwrap();
+    header["__metadata__"].as_object_mut().unwrap().remove(ferlite::weights::CHECKSUM_KEY).expect("a checksum to remove");
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    [&(json.len() as u64).to_le_bytes()[..], &json, &file[header_end..]].concat()
+}
+
 #[test]
 fn damaged_model_files_load_or_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("m.safetensors");
     common::untrained_model(&path);
-    let file = std::fs::read(&path).unwrap();
+    let checked = std::fs::read(&path).unwrap();
+    let unchecked = without_checksum(&checked);
+    assert!(Network::from_bytes(&unchecked).is_ok(), "a model file without its checksum must load");
     // Damage anywhere, and damage aimed at the header (tensor names, shapes, offsets and the
-    // network config) with the tensor data left whole.
-    let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
-    for (seed, damaged_part) in [(10, file.len()), (11, header_end)] {
-        let (part, rest) = file.split_at(damaged_part);
-        let refused = survives_damage("model file", part, seed, |bytes| Network::from_bytes(&[bytes, rest].concat()).is_ok());
-        assert!(refused > 0, "no damaged model file was refused");
+    // network config) with the tensor data left whole; with and without the checksum.
+    for (seed, file) in [(10, &checked), (12, &unchecked)] {
+        let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        for (seed, damaged_part) in [(seed, file.len()), (seed + 1, header_end)] {
+            let (part, rest) = file.split_at(damaged_part);
+            let refused = survives_damage("model file", part, seed, |bytes| Network::from_bytes(&[bytes, rest].concat()).is_ok());
+            assert!(refused > 0, "no damaged model file was refused");
+        }
     }
 }
 
@@ -158,12 +128,17 @@ fn damaged_checkpoints_resume_or_are_refused() {
     trainer.progress = false;
     trainer.run(&common::synthetic_set(4, 1), &common::synthetic_set(2, 2)).unwrap();
     let path = run.join(ferlite::train::checkpoint::CHECKPOINT_FILE);
-    let valid = std::fs::read(&path).unwrap();
+    let checked = std::fs::read(&path).unwrap();
     let damaged_run = tmp.path().join("damaged");
     std::fs::create_dir(&damaged_run).unwrap();
-    let refused = survives_damage("checkpoint", &valid, 40, |bytes| {
+    let resumes = |bytes: &[u8]| {
         std::fs::write(damaged_run.join(ferlite::train::checkpoint::CHECKPOINT_FILE), bytes).unwrap();
         ferlite::train::checkpoint::Checkpoint::load(&damaged_run).is_ok()
-    });
-    assert!(refused > 0, "no damaged checkpoint was refused");
+    };
+    let unchecked = without_checksum(&checked);
+    assert!(resumes(&unchecked), "a checkpoint without its checksum must load");
+    for (seed, file) in [(40, &checked), (41, &unchecked)] {
+        let refused = survives_damage("checkpoint", file, seed, resumes);
+        assert!(refused > 0, "no damaged checkpoint was refused");
+    }
 }

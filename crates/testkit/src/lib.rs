@@ -1,5 +1,8 @@
 //! Fixtures shared by ferlite's tests: faces drawn here (never FER2013 images), CSVs and class
-//! folders of them, untrained model files, and the repository's own files by path.
+//! folders of them, untrained model files, and the repository's own files by path; seeded damage
+//! for the mutation tests ([`mutation`]).
+
+pub mod mutation;
 
 use ferlite::data::FaceSet;
 use ferlite::emotion::{EMOTIONS, FACE_SIZE};
