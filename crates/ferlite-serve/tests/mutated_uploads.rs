@@ -67,7 +67,7 @@ fn damaged_multipart_uploads_are_answered_200_or_4xx() {
     };
     let (head, image, tail) = form(&face_png());
     assert!(send(&[head.as_slice(), &image, &tail].concat()), "the undamaged form must be answered 200");
-    let anywhere = survives_damage("multipart upload", &[head.as_slice(), &image, &tail].concat(), 50, &send);
+    let anywhere = survives_damage("multipart upload", &[head.as_slice(), &image, &tail].concat(), 50, send);
     assert!(anywhere > 0, "no damaged upload was refused");
     // The framing only (boundaries, part headers), the image whole: the multipart parser's paths.
     let framing = survives_damage("multipart framing", &head, 51, |damaged_head| send(&[damaged_head, &image, &tail].concat()));
