@@ -46,9 +46,9 @@ def label_batches(batches: Iterator["pandas.DataFrame"], threads: int = 1, **opt
                 rows.append({"path": path, "error": str(faces)})
                 continue
             for i, face in enumerate(faces, start=1):
-                x, y, w, h = face["box"]
+                box = face["box"]
                 rows.append(
-                    {"path": path, "face": i, "x": x, "y": y, "width": w, "height": h, "score": face["detector_score"],
+                    {"path": path, "face": i, **{k: box[k] for k in ("x", "y", "width", "height", "score")},
                      "emotion": face["emotion"], "confidence": face["confidence"], **face["probabilities"]}
                 )
         # Object columns keep None as null (a float column would turn the integer ones into NaN).

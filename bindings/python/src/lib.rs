@@ -13,7 +13,7 @@ use ferlite::predict::{Predictor as CorePredictor, Tta};
 use image::{DynamicImage, GrayImage, RgbImage};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
@@ -116,27 +116,12 @@ fn run(predictor: &CorePredictor, input: Input, options: Options) -> Result<Vec<
     analyze(predictor, &image, options.search, options.tta).map_err(|e| Failure::BadInput(format!("{e:#}")))
 }
 
-/// One face as a dict: `box` (x, y, w, h), `emotion`, `confidence`, `probabilities` (all seven,
-/// by name), `detector_score` and `detector` (`None` when the whole image was the face).
-fn face_dict<'py>(py: Python<'py>, face: &FaceResult) -> PyResult<Bound<'py, PyDict>> {
-    let b = &face.face_box;
-    let dict = PyDict::new(py);
-    dict.set_item("box", (b.x, b.y, b.width, b.height))?;
-    dict.set_item("emotion", face.prediction.emotion)?;
-    dict.set_item("confidence", face.prediction.confidence)?;
-    let probabilities = PyDict::new(py);
-    for (name, p) in EMOTIONS.iter().zip(face.prediction.probabilities) {
-        probabilities.set_item(name, p)?;
-    }
-    dict.set_item("probabilities", probabilities)?;
-    dict.set_item("detector_score", b.score)?;
-    dict.set_item("detector", b.detector.map(|d| ferlite::choice::name_of(&d)))?;
-    Ok(dict)
-}
-
-fn faces_list<'py>(py: Python<'py>, faces: &[FaceResult]) -> PyResult<Bound<'py, PyList>> {
-    let dicts = faces.iter().map(|f| face_dict(py, f)).collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, dicts)
+/// The faces as a list of dicts, the very schema of the CLI's and the service's JSON (the same
+/// serde form, through `pythonize`): `box` (`x`, `y`, `width`, `height`, `score`, `detector`,
+/// `landmarks` when the detector gives them), `emotion`, `class_index`, `confidence`,
+/// `probabilities` (all seven, by name).
+fn faces_list<'py>(py: Python<'py>, faces: &[FaceResult]) -> PyResult<Bound<'py, PyAny>> {
+    pythonize::pythonize(py, faces).map_err(PyErr::from)
 }
 
 /// A loaded model, reused across calls and safe to share between threads.
@@ -175,7 +160,7 @@ impl Predictor {
     }
 
     #[pyo3(signature = (item, faces, detector, tta, min_face_score))]
-    fn analyze<'py>(&self, py: Python<'py>, item: &Bound<'py, PyAny>, faces: &str, detector: &str, tta: &str, min_face_score: Option<f32>) -> PyResult<Bound<'py, PyList>> {
+    fn analyze<'py>(&self, py: Python<'py>, item: &Bound<'py, PyAny>, faces: &str, detector: &str, tta: &str, min_face_score: Option<f32>) -> PyResult<Bound<'py, PyAny>> {
         let options = Options::parse(faces, detector, tta, min_face_score)?;
         let input = Input::from_py(item)?;
         let result = py.detach(|| run(&self.inner, input, options))?;
@@ -214,7 +199,7 @@ impl Predictor {
         let mut out = Vec::with_capacity(results.len());
         for result in results {
             match result {
-                Ok(faces) => out.push(faces_list(py, &faces)?.into_any()),
+                Ok(faces) => out.push(faces_list(py, &faces)?),
                 Err(failure) if return_exceptions => out.push(PyErr::from(failure).into_value(py).into_bound(py).into_any()),
                 Err(failure) => return Err(failure.into()),
             }

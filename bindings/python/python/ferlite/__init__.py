@@ -5,7 +5,8 @@ neutral) with all seven probabilities. The model is inside the package: nothing 
 
     >>> import ferlite
     >>> ferlite.analyze("photo.jpg")
-    [{'box': (181, 71, 84, 105), 'emotion': 'happy', 'confidence': 0.90, ...}]
+    [{'box': {'x': 179, 'y': 60, 'width': 90, 'height': 117, 'score': 0.94, 'detector': 'yunet', ...},
+      'emotion': 'happy', 'class_index': 3, 'confidence': 0.89, 'probabilities': {...}}]
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ class Predictor:
         min_face_score: Optional[float] = None,
         color: str = "rgb",
     ) -> List[dict]:
-        """Every face in ``image``, largest first, as dicts: ``box`` (x, y, w, h), ``emotion``,
-        ``confidence``, ``probabilities`` (all seven), ``detector_score`` and ``detector``.
+        """Every face in ``image``, largest first, as dicts of the CLI's JSON schema: ``box``
+        (``x``, ``y``, ``width``, ``height``, ``score``, ``detector``, ``landmarks`` when the
+        detector gives them), ``emotion``, ``class_index``, ``confidence``, ``probabilities``.
 
         ``faces``: ``"auto"`` (small images are one face crop, larger ones go through the
         detector), ``"detect"`` or ``"whole"``. ``detector``, ``tta`` and ``min_face_score`` are
