@@ -38,8 +38,8 @@ pub struct PredictArgs {
     /// `ssd` (face-api's), `seeta` (frontal faces), `mmod` (dlib's CNN: faces of 80 px and up).
     #[arg(long, value_enum, default_value_t = Detector::default())]
     detector: Detector,
-    /// Lowest score (0-1) of a face from YuNet (default 0.6) or the SSD (default 0.4): lower
-    /// finds more faces, and more false ones. SeetaFace's and MMOD's faces are kept as they are.
+    /// Lowest face confidence (0-1) kept: lower finds more faces, and more false ones. Defaults:
+    /// YuNet 0.6, SSD 0.4; SeetaFace and MMOD keep faces from 0.77 and 0.83 up whatever is lower.
     #[arg(long, value_name = "SCORE", value_parser = face_score)]
     min_face_score: Option<f32>,
     /// How to write results: readable lines, one JSON object per image (or frame), or one CSV row per face.

@@ -40,6 +40,7 @@ pub fn is_at(b: &FaceBox, cx: u32, cy: u32) -> bool {
 }
 
 /// The detection that found the face pasted at (`cx`, `cy`).
+#[allow(dead_code)] // detector_calibration asks `is_at` of every box instead
 pub fn box_at(boxes: &[FaceBox], cx: u32, cy: u32) -> Option<&FaceBox> {
     boxes.iter().find(|b| is_at(b, cx, cy))
 }

@@ -26,7 +26,9 @@ pub struct FaceBox {
     pub y: u32,
     pub width: u32,
     pub height: u32,
-    /// Detector confidence (YuNet, SSD: probability 0-1; SeetaFace: cascade score, higher is surer). `None` when the whole image was taken as the face.
+    /// The detector's confidence, 0-1, that this is a face: YuNet's and the SSD's own
+    /// probability; SeetaFace's and MMOD's raw score through [`ScoreCalibration`]. `None` when
+    /// the whole image was taken as the face.
     pub score: Option<f64>,
     /// Which detector found it (`None`: the whole image was taken as the face).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,9 +127,10 @@ impl Detector {
         self.detect_with(photo, None, Precision::F32)
     }
 
-    /// [`Detector::detect`] keeping the YuNet and SSD faces that score at least `min_score`
-    /// (0-1; `None`: [`yunet::MIN_SCORE`], [`ssd::MIN_CONFIDENCE`]); SeetaFace's and MMOD's
-    /// scores are on other scales and keep their own thresholds. The SSD's products are in
+    /// [`Detector::detect`] keeping the faces that score at least `min_score` (0-1; `None`: each
+    /// detector's own threshold, [`yunet::MIN_SCORE`], [`ssd::MIN_CONFIDENCE`],
+    /// [`seeta::MIN_RAW_SCORE`], MMOD's 0 raw; below those last two, no lower `min_score` finds
+    /// more faces). The SSD's products are in
     /// `precision` (bfloat16 needs [`crate::nn::bf16::available`]).
     pub fn detect_with(self, photo: &DynamicImage, min_score: Option<f32>, precision: Precision) -> Result<Vec<FaceBox>> {
         precision.check()?;
@@ -142,13 +145,13 @@ impl Detector {
         Ok(match self {
             Detector::Yunet => yunet_detector()?.detect(&rgb(photo), min_score.unwrap_or(yunet::MIN_SCORE))?,
             Detector::Ssd => ssd_detector(precision)?.detect(&rgb(photo), min_ssd_score),
-            Detector::Seeta => seeta::detect_faces_seeta(&photo.to_luma8())?,
-            Detector::Mmod => mmod_detector()?.detect(&rgb(photo), 0.0),
+            Detector::Seeta => at_least(seeta::CALIBRATION.apply(seeta::detect_faces_seeta(&photo.to_luma8())?), min_score),
+            Detector::Mmod => at_least(mmod::CALIBRATION.apply(mmod_detector()?.detect(&rgb(photo), 0.0)), min_score),
             Detector::Accurate => {
                 // SSD, MMOD and YuNet read the same RGB pixels.
                 let rgb = rgb(photo);
                 let ssd = || ssd_detector(precision).map(|d| d.detect(&rgb, min_ssd_score));
-                let mmod = || mmod_detector().map(|d| d.detect(&rgb, 0.0));
+                let mmod = || mmod_detector().map(|d| at_least(mmod::CALIBRATION.apply(d.detect(&rgb, 0.0)), min_score));
                 let yunet = || yunet_detector().and_then(|d| d.detect(&rgb, min_score.unwrap_or(yunet::MIN_SCORE)));
                 let ((ssd, mmod), (seeta, yunet)) =
                     rayon::join(|| rayon::join(ssd, mmod), || rayon::join(|| Detector::Seeta.detect_unordered(photo, min_score, precision), yunet));
@@ -163,6 +166,38 @@ impl Detector {
     }
 }
 
+/// `faces` scoring at least `min_score` (all of them when `None`).
+fn at_least(mut faces: Vec<FaceBox>, min_score: Option<f32>) -> Vec<FaceBox> {
+    if let Some(min) = min_score {
+        faces.retain(|f| f.score.is_some_and(|s| s >= min as f64));
+    }
+    faces
+}
+
+/// A detector's raw score turned into a 0-1 confidence that its box is a face: a logistic map
+/// (Platt scaling) fitted by `examples/detector_calibration.rs` on boxes whose truth is known,
+/// found below and above the detector's threshold in photos of pasted FER2013 faces and in
+/// pictures without people. Monotone: the order of faces by score is the raw order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreCalibration {
+    pub slope: f64,
+    pub offset: f64,
+}
+
+impl ScoreCalibration {
+    pub fn confidence(self, raw: f64) -> f64 {
+        1.0 / (1.0 + (-(self.slope * raw + self.offset)).exp())
+    }
+
+    /// `faces` with their raw scores replaced by confidences.
+    pub fn apply(self, mut faces: Vec<FaceBox>) -> Vec<FaceBox> {
+        for face in &mut faces {
+            face.score = face.score.map(|raw| self.confidence(raw));
+        }
+        faces
+    }
+}
+
 /// `photo`'s RGB pixels: borrowed when it is RGB already (a video or camera frame: no copy of it
 /// per frame), converted otherwise.
 fn rgb(photo: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {
@@ -172,8 +207,8 @@ fn rgb(photo: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {
     }
 }
 
-/// `score` if it can be a lowest face score (strictly between 0 and 1: YuNet's and the SSD's
-/// scores are probabilities), else why not (`predict --min-face-score`, the service's `min_face_score`).
+/// `score` if it can be a lowest face score (strictly between 0 and 1: every detector's score is
+/// a 0-1 confidence), else why not (`predict --min-face-score`, the service's `min_face_score`).
 pub fn check_min_score(score: f32) -> Result<f32, String> {
     if score > 0.0 && score < 1.0 {
         Ok(score)
@@ -269,6 +304,26 @@ mod tests {
             // Her face spans about x 170-270, y 60-180 in the 512x512 photo.
             let (cx, cy) = (f.x + f.width / 2, f.y + f.height / 2);
             assert!((190..250).contains(&cx) && (90..150).contains(&cy) && (60..160).contains(&f.width), "{detector:?}: {f:?}");
+            let score = f.score.unwrap();
+            assert!(score > 0.5 && score < 1.0, "{detector:?}: a face's confidence is 0-1, not {score}");
+        }
+    }
+
+    /// SeetaFace's and MMOD's raw scores are on their own scales (the astronaut: ~20 and ~1.06);
+    /// what is reported is their calibrated confidence, which `min_score` applies to.
+    #[test]
+    fn seeta_and_mmod_report_calibrated_confidences_that_min_score_filters() {
+        let photo = demo_photo();
+        let raw = seeta::SeetaDetector::new().unwrap().detect(&photo.to_luma8())[0].score.unwrap();
+        let [reported] = Detector::Seeta.detect(&photo).unwrap()[..] else { panic!("one face") };
+        assert!(raw > 1.0 && reported.score == Some(seeta::CALIBRATION.confidence(raw)), "raw {raw}, reported {reported:?}");
+        let above = reported.score.unwrap() as f32 + 1e-4;
+        assert!(Detector::Seeta.detect_with(&photo, Some(above), Precision::F32).unwrap().is_empty());
+        let raw = mmod_detector().unwrap().detect(&photo.to_rgb8(), 0.0)[0].score.unwrap();
+        let [reported] = Detector::Mmod.detect(&photo).unwrap()[..] else { panic!("one face") };
+        assert_eq!(reported.score, Some(mmod::CALIBRATION.confidence(raw)));
+        for calibration in [seeta::CALIBRATION, mmod::CALIBRATION] {
+            assert!(calibration.confidence(-100.0) < calibration.confidence(0.0) && calibration.confidence(0.0) < calibration.confidence(100.0));
         }
     }
 

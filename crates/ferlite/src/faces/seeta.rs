@@ -1,7 +1,7 @@
 //! The SeetaFace frontal cascade (the `rustface` crate; its model is compiled into the binary, see
 //! `assets/README.md`): fast, frontal faces only.
 
-use super::FaceBox;
+use super::{FaceBox, ScoreCalibration};
 use anyhow::{Context, Result};
 use image::imageops::FilterType;
 use image::GrayImage;
@@ -16,18 +16,33 @@ pub struct SeetaDetector {
     inner: Box<dyn rustface::Detector>,
 }
 
+/// The cascade's lowest raw score of a face (rustface's default).
+pub const MIN_RAW_SCORE: f64 = 2.0;
+
+/// Raw cascade score to a 0-1 confidence: fitted on 2026-12-07 on 1,059 boxes scoring above 0.5
+/// (1,001 faces; 58 not, most from pictures without people): a box at the threshold, 2.0, is a
+/// face at 0.77, at 5 at 0.93 (`cargo run --release --example detector_calibration --
+/// ../shared/data/fer2013`; docs/experiments.md).
+pub const CALIBRATION: ScoreCalibration = ScoreCalibration { slope: 0.4547, offset: 0.2884 };
+
 impl SeetaDetector {
     pub fn new() -> Result<Self> {
+        Self::with_min_raw_score(MIN_RAW_SCORE)
+    }
+
+    /// A detector keeping faces of raw cascade score above `min_raw_score` (positive).
+    pub fn with_min_raw_score(min_raw_score: f64) -> Result<Self> {
+        anyhow::ensure!(min_raw_score > 0.0, "SeetaFace's lowest raw score must be positive, not {min_raw_score}");
         let model = rustface::read_model(SEETA_MODEL).context("embedded face detector model is unreadable")?;
         let mut inner = rustface::create_detector_with_model(model);
         inner.set_min_face_size(20);
-        inner.set_score_thresh(2.0);
+        inner.set_score_thresh(min_raw_score);
         inner.set_pyramid_scale_factor(0.8);
         inner.set_slide_window_step(4, 4);
         Ok(SeetaDetector { inner })
     }
 
-    /// Faces in `photo` (unordered: `Detector::detect` orders them).
+    /// Faces in `photo` (unordered: `Detector::detect` orders them), with raw cascade scores.
     pub fn detect(&mut self, photo: &GrayImage) -> Vec<FaceBox> {
         let (w, h) = photo.dimensions();
         if w < 20 || h < 20 {
