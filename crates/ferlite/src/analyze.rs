@@ -67,7 +67,7 @@ pub struct FaceResult {
 pub struct FaceSearch {
     pub mode: FaceMode,
     pub detector: Detector,
-    /// Lowest score (0-1) of a face from YuNet or the SSD (`None`: each one's own default).
+    /// Lowest confidence (0-1) of a face kept (`None`: each detector's own threshold).
     pub min_face_score: Option<f32>,
 }
 
