@@ -127,6 +127,11 @@ fn accepts_multipart_uploads() {
     let (status, _, json) = post(&format!("{}/v1/predict", server.url), "multipart/form-data; boundary=XyZ", &body);
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["faces"].as_array().unwrap().len(), 1, "{json}");
+    // One schema: the service's faces are `ferlite predict --json`'s for the same photo, key for key.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_ferlite")).args(["predict", "--json", "--model"]).args([&server.model, &common::demo_photo_path()]).output().unwrap();
+    let line: Value = serde_json::from_slice(cli.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(json["faces"], line["faces"]);
+    assert_eq!(json["image"], line["image"]);
 }
 
 #[test]

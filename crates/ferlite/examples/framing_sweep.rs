@@ -3,10 +3,12 @@
 //! classified through several crop strategies with the embedded model. This chose
 //! `FaceBox::crop_margin` and `faces::FRAMING_SCALES` (docs/experiments.md, 2026-11-26).
 //!
-//! cargo run --release --example framing_sweep --features clap -- ../shared/data/fer2013 [yunet|accurate|ssd|seeta|mmod] [flip|none] [TILT]
+//! cargo run --release --example framing_sweep --features clap -- ../shared/data/fer2013 [yunet|accurate|ssd|seeta|mmod] [flip|none] [TILT] [level]
 //!
 //! TILT (degrees): each pasted face is turned by a random angle within ±TILT (seeded), as heads
-//! tilt in real photos; the "turned" strategies level the crop along the detector's eye landmarks.
+//! tilt in real photos; the "turned" strategies level the crop along the detector's eye landmarks
+//! (always, or only when the eye line slopes past a threshold). `level`: only the default
+//! framings and their levelled variants.
 //!
 //! A strategy is a set of crops (side relative to a base side, centre shift as a fraction of it)
 //! whose probabilities are averaged. Base sides: "long", the box's longer side with the
@@ -28,25 +30,43 @@ struct Strategy {
     from_area: bool,
     /// (side relative to the base, centre shift x and y as fractions of the base side).
     crops: Vec<(f32, f32, f32)>,
-    /// Crops turned so that the eye landmarks are level ([`FaceBox::eye_angle`]).
-    turned: bool,
+    /// Crops turned so that the eye landmarks are level ([`FaceBox::eye_angle`]) when their slope
+    /// exceeds this many degrees (`None`: never turned).
+    level_past: Option<f32>,
+}
+
+/// The default three framings, as they are and levelled past several thresholds.
+fn levelling_strategies() -> Vec<Strategy> {
+    let crops = vec![(0.9, 0.0, 0.0), (1.0, 0.0, 0.0), (1.1, 0.0, 0.0)];
+    [None, Some(0.0), Some(3.0), Some(5.0), Some(8.0), Some(12.0)]
+        .into_iter()
+        .map(|level_past| Strategy {
+            name: match level_past {
+                None => "long x0.9,1,1.1 (FRAMING_SCALES)".into(),
+                Some(t) => format!("long x0.9,1,1.1 turned level past {t}°"),
+            },
+            from_area: false,
+            crops: crops.clone(),
+            level_past,
+        })
+        .collect()
 }
 
 fn strategies() -> Vec<Strategy> {
     let at = |m: f32, scales: &[f32]| scales.iter().map(|&k| (k * (1.0 + 2.0 * m), 0.0, 0.0)).collect::<Vec<_>>();
     let mut all = Vec::new();
     for m in [-0.06f32, -0.045, -0.03, -0.015, 0.0, 0.03, 0.06] {
-        all.push(Strategy { name: format!("long m{m:+.3}"), from_area: false, crops: at(m, &[1.0]), turned: false });
-        all.push(Strategy { name: format!("sqrt m{m:+.3}"), from_area: true, crops: at(m, &[1.0]), turned: false });
+        all.push(Strategy { name: format!("long m{m:+.3}"), from_area: false, crops: at(m, &[1.0]), level_past: None });
+        all.push(Strategy { name: format!("sqrt m{m:+.3}"), from_area: true, crops: at(m, &[1.0]), level_past: None });
     }
-    all.push(Strategy { name: "long x0.95,1,1.05".into(), from_area: false, crops: at(0.0, &[0.95, 1.0, 1.05]), turned: false });
-    all.push(Strategy { name: "long x0.9,1,1.1 (FRAMING_SCALES)".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]), turned: false });
-    all.push(Strategy { name: "long x0.9,1,1.1 turned level".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]), turned: true });
-    all.push(Strategy { name: "long x1 turned level".into(), from_area: false, crops: at(0.0, &[1.0]), turned: true });
-    all.push(Strategy { name: "long x0.9..1.1 (5)".into(), from_area: false, crops: at(0.0, &[0.9, 0.95, 1.0, 1.05, 1.1]), turned: false });
+    all.push(Strategy { name: "long x0.95,1,1.05".into(), from_area: false, crops: at(0.0, &[0.95, 1.0, 1.05]), level_past: None });
+    all.push(Strategy { name: "long x0.9,1,1.1 (FRAMING_SCALES)".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]), level_past: None });
+    all.push(Strategy { name: "long x0.9,1,1.1 turned level".into(), from_area: false, crops: at(0.0, &[0.9, 1.0, 1.1]), level_past: Some(0.0) });
+    all.push(Strategy { name: "long x1 turned level".into(), from_area: false, crops: at(0.0, &[1.0]), level_past: Some(0.0) });
+    all.push(Strategy { name: "long x0.9..1.1 (5)".into(), from_area: false, crops: at(0.0, &[0.9, 0.95, 1.0, 1.05, 1.1]), level_past: None });
     let mut shifted = at(0.0, &[0.9, 1.0, 1.1]);
     shifted.extend([(1.0, 0.05, 0.0), (1.0, -0.05, 0.0), (1.0, 0.0, 0.05), (1.0, 0.0, -0.05)]);
-    all.push(Strategy { name: "long x0.9,1,1.1 + 4 shifts".into(), from_area: false, crops: shifted, turned: false });
+    all.push(Strategy { name: "long x0.9,1,1.1 + 4 shifts".into(), from_area: false, crops: shifted, level_past: None });
     all
 }
 
@@ -64,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let predictor = Predictor::load(None)?;
     let set = load(std::path::Path::new(&root), Some(Split::Val), BadInput::Abort)?;
-    let strategies = strategies();
+    let strategies = if std::env::args().nth(5).as_deref() == Some("level") { levelling_strategies() } else { strategies() };
     // The label of one face from its crops (one or several), probabilities averaged.
     let label = |crops: &[u8]| predictor.predict_averaged(crops, crops.len() / FACE_PIXELS, tta)[0].class_index;
     // Per strategy: labels equal to the original's, and to the truth; per detector, the same for truth.
@@ -91,7 +111,10 @@ fn main() -> anyhow::Result<()> {
             let (bcx, bcy) = (b.x as f32 + b.width as f32 / 2.0, b.y as f32 + b.height as f32 / 2.0);
             for (k, strategy) in strategies.iter().enumerate() {
                 let base = if strategy.from_area { ((b.width * b.height) as f32).sqrt() } else { b.width.max(b.height) as f32 * (1.0 + 2.0 * b.crop_margin()) };
-                let angle = if strategy.turned { b.eye_angle() } else { 0.0 };
+                let angle = match strategy.level_past {
+                    Some(t) if b.eye_angle().abs().to_degrees() > t => b.eye_angle(),
+                    _ => 0.0,
+                };
                 let crops: Vec<u8> = strategy.crops.iter().flat_map(|&(s, dx, dy)| crop_face_turned(&photo, &square(bcx + dx * base, bcy + dy * base, base * s), 0.0, angle)).collect();
                 let l = label(&crops);
                 agree[k] += usize::from(l == original);

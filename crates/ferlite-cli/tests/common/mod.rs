@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The (untrained) model it serves.
+    pub model: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +29,7 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
-        Server { child, url, _dir: dir }
+        Server { child, url, model, _dir: dir }
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
