@@ -2,8 +2,8 @@
 //! (`faces::seeta::CALIBRATION`, `faces::mmod::CALIBRATION`): logistic regression (Platt scaling)
 //! of "this box is a face" on the raw score, over boxes found below the detectors' own thresholds
 //! in photos whose faces are known: FER2013 faces pasted into grid photos (a box at a pasted face
-//! is a face, any other box is not) and scikit-image's pictures without people (every box is
-//! false). Prints the fit and a reliability table (per raw-score bin: boxes, share that are faces,
+//! is a face, any other box is not) and scikit-image's pictures without people, the cat's too
+//! (every box is false). Prints the fit and a reliability table (per raw-score bin: boxes, share that are faces,
 //! mean fitted confidence).
 //!
 //! cargo run --release --example detector_calibration -- ../shared/data/fer2013 [FACES] [SKIMAGE_DATA]
@@ -17,14 +17,6 @@ use image::DynamicImage;
 
 mod common;
 use common::{is_at, paste_grid, PER_ROW};
-
-/// The pictures with nobody in them (as in the `everyday_photos` test, plus chelsea the cat).
-const WITHOUT_PEOPLE: [&str; 24] = [
-    "brick.png", "cell.png", "chessboard_GRAY.png", "chessboard_RGB.png", "clock_motion.png", "coffee.png", "coins.png",
-    "color.png", "grass.png", "gravel.png", "horse.png", "ihc.png", "logo.png", "microaneurysms.png", "moon.png",
-    "motorcycle_left.png", "motorcycle_right.png", "page.png", "phantom.png", "text.png", "hubble_deep_field.jpg",
-    "retina.jpg", "rocket.jpg", "chelsea.png",
-];
 
 /// Lowest raw scores collected: well below each detector's threshold (SeetaFace 2.0, MMOD 0), so
 /// that the fit sees the false boxes the thresholds keep out.
@@ -52,7 +44,7 @@ fn main() -> anyhow::Result<()> {
                 samples.push((b.score.expect("detectors score their boxes"), placed.iter().any(|&(_, cx, cy)| is_at(&b, cx, cy))));
             }
         }
-        for file in WITHOUT_PEOPLE {
+        for file in ferlite_testkit::WITHOUT_PEOPLE.into_iter().chain(["chelsea.png"]) {
             let photo = image::open(skimage.join(file))?;
             samples.extend(detect(&photo).into_iter().map(|b| (b.score.expect("scored"), false)));
         }

@@ -76,22 +76,13 @@ fn scikit_image_data() -> Option<PathBuf> {
     common::outside_data("target/skimage/skimage/data", "coins.png", "the scikit-image step of .ci/run", common::Provided::ByCi)
 }
 
-/// The pictures with nobody in them. `chelsea.png`, a cat's face, is left out: face-api's SSD
-/// network takes it for a face with score 0.93.
-const WITHOUT_PEOPLE: [&str; 23] = [
-    "brick.png", "cell.png", "chessboard_GRAY.png", "chessboard_RGB.png", "clock_motion.png", "coffee.png", "coins.png",
-    "color.png", "grass.png", "gravel.png", "horse.png", "ihc.png", "logo.png", "microaneurysms.png", "moon.png",
-    "motorcycle_left.png", "motorcycle_right.png", "page.png", "phantom.png", "text.png", "hubble_deep_field.jpg",
-    "retina.jpg", "rocket.jpg",
-];
-
 /// The precision side of the default detector's score threshold (`faces::yunet::MIN_SCORE`,
 /// 0.6): the highest scores of false faces among these were motorcycle_left's 0.45 and the
 /// Hubble deep field's 0.44 on 2026-12-04.
 #[test]
 fn default_detector_finds_no_face_where_there_is_none_and_the_one_where_there_is() {
     let Some(data) = scikit_image_data() else { return };
-    for file in WITHOUT_PEOPLE {
+    for file in common::WITHOUT_PEOPLE {
         let found = Detector::default().detect(&image::open(data.join(file)).unwrap()).unwrap();
         assert!(found.is_empty(), "{file}: no face in it, found {found:?}");
     }
