@@ -89,11 +89,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let fast = net.fold();
     // bfloat16 and int8 products where the CPU has them, timed beside f32.
     let precisions: Vec<Precision> = [Precision::F32, Precision::Bf16, Precision::Int8].into_iter().filter(|p| p.check().is_ok()).collect();
-    let label = |precision| match precision {
-        Precision::F32 => " (folded, fused)",
-        Precision::Bf16 => ", bfloat16 products (--precision bf16)",
-        Precision::Int8 => ", int8 products (--precision int8)",
-    };
+    let label = |p| precision_flag(p).map_or(" (folded, fused)".into(), |flag| format!(", {} products ({flag})", ferlite::choice::name_of(&p)));
     let fast_paths = precisions.iter().map(|&p| Ok((fast.clone().with_precision(p)?, format!("fast path{}", label(p))))).collect::<Result<Vec<_>>>()?;
     for n in [1usize, 256] {
         let x = random_batch(n);
@@ -128,11 +124,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let detectors = if args.detector.is_empty() { vec![Detector::Yunet, Detector::Accurate, Detector::Ssd, Detector::Seeta, Detector::Mmod] } else { args.detector.clone() };
         for &precision in &precisions {
             let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
-            let label = match precision {
-                Precision::F32 => "",
-                Precision::Bf16 => ", --precision bf16",
-                Precision::Int8 => ", --precision int8",
-            };
+            let label = precision_flag(precision).map_or(String::new(), |flag| format!(", {flag}"));
             for &detector in &detectors {
                 let search = FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() };
                 let job = || -> Result<usize> {
@@ -158,4 +150,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--precision NAME` for a precision other than the default f32, as the timings' labels name it.
+fn precision_flag(precision: Precision) -> Option<String> {
+    (precision != Precision::F32).then(|| format!("--precision {}", ferlite::choice::name_of(&precision)))
 }
