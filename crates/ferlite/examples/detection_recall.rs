@@ -67,7 +67,8 @@ fn main() -> anyhow::Result<()> {
             let faces: Vec<_> = placed.iter().map(|&(i, cx, cy)| serde_json::json!({"source": set.sources[i], "label": set.labels[i], "cx": cx, "cy": cy, "side": SIDE})).collect();
             writeln!(log, "{}", serde_json::json!({"file": name, "width": photo.width(), "height": photo.height(), "faces": faces}))?;
         }
-        let boxes = detector.detect_with(&image::DynamicImage::ImageLuma8(photo.clone()), min_score, precision)?;
+        let dynamic = image::DynamicImage::ImageLuma8(photo.clone());
+        let boxes = detector.detect_with(&dynamic, min_score, precision)?;
         for (i, cx, cy) in placed {
             let class = set.labels[i] as usize;
             total[class] += 1;
@@ -80,7 +81,7 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(p) = &predictor {
                 let original = p.predict(set.face(i), Tta::Flip)[0].class_index;
-                let from_photo = classify_detected(p, &photo, std::slice::from_ref(b), Tta::Flip)[0].class_index;
+                let from_photo = classify_detected(p, &dynamic, std::slice::from_ref(b), Tta::Flip)[0].class_index;
                 let exact = FaceBox { x: cx - SIDE / 2, y: cy - SIDE / 2, ..FaceBox::whole(SIDE, SIDE) };
                 let from_exact = p.predict(&crop_face(&photo, &exact, 0.0), Tta::Flip)[0].class_index;
                 compared += 1;

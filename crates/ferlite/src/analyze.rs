@@ -2,7 +2,7 @@
 //! each like FER2013, and classify the crops in one batch. `predict`, `serve` and the GIF/frame
 //! readers all go through [`analyze`], so a photo gives the same answer whichever way it arrives.
 
-use crate::faces::{Detector, FaceBox, FRAMING_SCALES};
+use crate::faces::{framed_crops_of_faces, Detector, FaceBox, FRAMING_SCALES};
 use crate::emotion::pixel_mean_std;
 use crate::image_io::face_pixels;
 use crate::predict::{Prediction, Predictor, Tta};
@@ -92,15 +92,15 @@ pub fn analyze(predictor: &Predictor, photo: &DynamicImage, search: FaceSearch, 
     } else {
         // The detector's products in the classifier's precision: one choice for the whole photo.
         let boxes = search.detector.detect_with(photo, search.min_face_score, predictor.precision())?;
-        let predictions = classify_detected(predictor, &photo.to_luma8(), &boxes, tta);
+        let predictions = classify_detected(predictor, photo, &boxes, tta);
         (boxes, predictions)
     };
     Ok(boxes.into_iter().zip(predictions).map(|(face_box, prediction)| FaceResult { face_box, prediction, track_id: None }).collect())
 }
 
-/// The emotion of each detected face in `gray`: the face classified at every framing of
+/// The emotion of each detected face in `photo`: the face classified at every framing of
 /// [`FRAMING_SCALES`] (all faces in one batch), the probabilities averaged.
-pub fn classify_detected(predictor: &Predictor, gray: &image::GrayImage, faces: &[FaceBox], tta: Tta) -> Vec<Prediction> {
-    let crops: Vec<u8> = faces.iter().flat_map(|f| f.framed_crops(gray)).collect();
+pub fn classify_detected(predictor: &Predictor, photo: &DynamicImage, faces: &[FaceBox], tta: Tta) -> Vec<Prediction> {
+    let crops = framed_crops_of_faces(photo, faces);
     predictor.predict_averaged(&crops, FRAMING_SCALES.len(), tta)
 }

@@ -76,10 +76,31 @@ impl FaceBox {
     /// The 48x48 crops of this face at each of [`FRAMING_SCALES`], one after another, turned to
     /// level its eyes when they slope past [`LEVEL_EYES_PAST_DEGREES`].
     pub fn framed_crops(&self, photo: &GrayImage) -> Vec<u8> {
+        self.framed_crops_from(&|x, y| edge_extended(photo, x, y))
+    }
+
+    /// [`FaceBox::framed_crops`] reading the photo's gray pixels through `pixel` (x, y in the
+    /// photo, edges extended).
+    fn framed_crops_from(&self, pixel: &impl Fn(i64, i64) -> u8) -> Vec<u8> {
         let side = 1.0 + 2.0 * self.crop_margin();
+        let angle = self.leveling_angle();
+        FRAMING_SCALES.iter().flat_map(|scale| sample_crop(pixel, self, (side * scale - 1.0) / 2.0, angle)).collect()
+    }
+
+    /// The angle the crops are turned by: the eye line's slope past [`LEVEL_EYES_PAST_DEGREES`], else 0.
+    fn leveling_angle(&self) -> f32 {
         let angle = self.eye_angle();
-        let angle = if angle.abs().to_degrees() > LEVEL_EYES_PAST_DEGREES { angle } else { 0.0 };
-        FRAMING_SCALES.iter().flat_map(|scale| crop_face_turned(photo, self, (side * scale - 1.0) / 2.0, angle)).collect()
+        if angle.abs().to_degrees() > LEVEL_EYES_PAST_DEGREES { angle } else { 0.0 }
+    }
+
+    /// The photo pixels, `[x0, y0, x1, y1)`, that [`FaceBox::framed_crops`] can read (before the
+    /// photo's edges limit them): the widest framing's square, turned any way, and a pixel more.
+    fn crop_reach(&self) -> [i64; 4] {
+        let widest = FRAMING_SCALES.iter().fold(0f32, |a, &b| a.max(b));
+        let side = self.width.max(self.height) as f32 * (1.0 + 2.0 * self.crop_margin()) * widest;
+        let reach = side * std::f32::consts::FRAC_1_SQRT_2 + 2.0;
+        let (cx, cy) = (self.x as f32 + self.width as f32 / 2.0, self.y as f32 + self.height as f32 / 2.0);
+        [(cx - reach).floor() as i64, (cy - reach).floor() as i64, (cx + reach).ceil() as i64, (cy + reach).ceil() as i64]
     }
 
     fn centre(&self) -> (u32, u32) {
@@ -149,12 +170,12 @@ impl Detector {
             Detector::Yunet => yunet_detector()?.detect(&rgb(photo), min_score.unwrap_or(yunet::MIN_SCORE))?,
             Detector::Ssd => ssd_detector(precision)?.detect(&rgb(photo), min_ssd_score),
             Detector::Seeta => at_least(seeta::CALIBRATION.apply(seeta::detect_faces_seeta(&photo.to_luma8())?), min_score),
-            Detector::Mmod => at_least(mmod::CALIBRATION.apply(mmod_detector()?.detect(&rgb(photo), 0.0)), min_score),
+            Detector::Mmod => mmod_faces(&rgb(photo), min_score)?,
             Detector::Accurate => {
                 // SSD, MMOD and YuNet read the same RGB pixels.
                 let rgb = rgb(photo);
                 let ssd = || ssd_detector(precision).map(|d| d.detect(&rgb, min_ssd_score));
-                let mmod = || mmod_detector().map(|d| at_least(mmod::CALIBRATION.apply(d.detect(&rgb, 0.0)), min_score));
+                let mmod = || mmod_faces(&rgb, min_score);
                 let yunet = || yunet_detector().and_then(|d| d.detect(&rgb, min_score.unwrap_or(yunet::MIN_SCORE)));
                 let ((ssd, mmod), (seeta, yunet)) =
                     rayon::join(|| rayon::join(ssd, mmod), || rayon::join(|| Detector::Seeta.detect_unordered(photo, min_score, precision), yunet));
@@ -167,6 +188,12 @@ impl Detector {
             }
         })
     }
+}
+
+/// MMOD's faces in `rgb` above its own threshold (0 raw), their scores calibrated, then those
+/// scoring at least `min_score`.
+fn mmod_faces(rgb: &image::RgbImage, min_score: Option<f32>) -> Result<Vec<FaceBox>> {
+    Ok(at_least(mmod::CALIBRATION.apply(mmod_detector()?.detect(rgb, 0.0)), min_score))
 }
 
 /// `faces` scoring at least `min_score` (all of them when `None`).
@@ -223,8 +250,10 @@ pub fn check_min_score(score: f32) -> Result<f32, String> {
 /// The SSD detector for `precision`, built once per process from the embedded weights (it is
 /// read-only, so threads share it).
 fn ssd_detector(precision: Precision) -> Result<&'static ssd::SsdDetector> {
+    // The SSD has bfloat16 kernels but no int8 ones: int8 runs its f32 form.
+    let precision = if precision == Precision::Bf16 { Precision::Bf16 } else { Precision::F32 };
     static SSD: [std::sync::OnceLock<Result<ssd::SsdDetector, String>>; 2] = [const { std::sync::OnceLock::new() }; 2];
-    SSD[precision as usize].get_or_init(|| ssd::SsdDetector::new(precision).map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    SSD[usize::from(precision == Precision::Bf16)].get_or_init(|| ssd::SsdDetector::new(precision).map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The YuNet network, optimised once per process from the embedded ONNX file.
@@ -264,13 +293,44 @@ pub fn crop_face(photo: &GrayImage, face: &FaceBox, margin: f32) -> Vec<u8> {
 /// in the photo, whose y axis points down): a face whose eye line slopes by `angle`
 /// ([`FaceBox::eye_angle`]) comes out with its eyes level.
 pub fn crop_face_turned(photo: &GrayImage, face: &FaceBox, margin: f32, angle: f32) -> Vec<u8> {
+    sample_crop(&|x, y| edge_extended(photo, x, y), face, margin, angle)
+}
+
+/// The crops of every face in `faces` at each of [`FRAMING_SCALES`] ([`FaceBox::framed_crops`]),
+/// one face after another: the same pixels as `framed_crops` of the whole photo turned gray,
+/// but only the part of the photo around the faces is turned gray (the whole of a 640x480 colour
+/// frame took ~1 ms, a tenth of the frame job; 2026-12-07).
+pub fn framed_crops_of_faces(photo: &DynamicImage, faces: &[FaceBox]) -> Vec<u8> {
+    if let Some(gray) = photo.as_luma8() {
+        return faces.iter().flat_map(|f| f.framed_crops(gray)).collect();
+    }
+    let (width, height) = (photo.width() as i64, photo.height() as i64);
+    let Some([x0, y0, x1, y1]) = faces.iter().map(FaceBox::crop_reach).reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]) else {
+        return Vec::new();
+    };
+    // Within the photo and at least one pixel: every pixel a crop reads, its edges extended,
+    // lies in this part.
+    let (x0, y0) = (x0.clamp(0, width - 1), y0.clamp(0, height - 1));
+    let (x1, y1) = (x1.clamp(x0 + 1, width), y1.clamp(y0 + 1, height));
+    let part = photo.crop_imm(x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32).to_luma8();
+    let pixel = |x: i64, y: i64| part.get_pixel((x.clamp(0, width - 1) - x0) as u32, (y.clamp(0, height - 1) - y0) as u32)[0];
+    faces.iter().flat_map(|f| f.framed_crops_from(&pixel)).collect()
+}
+
+/// `photo`'s pixel at (`x`, `y`), or at the nearest edge pixel when that is outside it.
+fn edge_extended(photo: &GrayImage, x: i64, y: i64) -> u8 {
+    photo.get_pixel(x.clamp(0, photo.width() as i64 - 1) as u32, y.clamp(0, photo.height() as i64 - 1) as u32)[0]
+}
+
+/// [`crop_face_turned`] reading the photo's gray pixels through `pixel` (x, y in the photo,
+/// edges extended).
+fn sample_crop(pixel: &impl Fn(i64, i64) -> u8, face: &FaceBox, margin: f32, angle: f32) -> Vec<u8> {
     let side = face.width.max(face.height) as f32 * (1.0 + 2.0 * margin);
     let cx = face.x as f32 + face.width as f32 / 2.0;
     let cy = face.y as f32 + face.height as f32 / 2.0;
     let (x0, y0) = (cx - side / 2.0, cy - side / 2.0);
     let step = side / FACE_SIZE as f32;
     let (sin, cos) = angle.sin_cos();
-    let (w, h) = (photo.width() as i64, photo.height() as i64);
     // Area-averaging: each output pixel is the mean of the photo pixels it covers.
     let samples = (step.ceil() as usize).clamp(1, 8);
     let mut out = vec![0u8; FACE_SIZE * FACE_SIZE];
@@ -286,7 +346,7 @@ pub fn crop_face_turned(photo: &GrayImage, face: &FaceBox, margin: f32, angle: f
                         let (du, dv) = (u - side / 2.0, v - side / 2.0);
                         ((cx + du * cos - dv * sin) as i64, (cy + du * sin + dv * cos) as i64)
                     };
-                    acc += photo.get_pixel(px.clamp(0, w - 1) as u32, py.clamp(0, h - 1) as u32)[0] as u32;
+                    acc += pixel(px, py) as u32;
                 }
             }
             out[oy * FACE_SIZE + ox] = (acc as f32 / (samples * samples) as f32).round() as u8;
@@ -303,6 +363,18 @@ mod tests {
 
     fn demo_photo() -> DynamicImage {
         image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/astronaut.jpg")).unwrap()
+    }
+
+    /// The detectors have no int8 kernels; asking for int8 (the classifier's precision) runs
+    /// their f32 form rather than failing.
+    #[test]
+    fn every_detector_runs_at_every_precision_this_cpu_has() {
+        let photo = demo_photo();
+        for precision in [Precision::F32, Precision::Bf16, Precision::Int8].into_iter().filter(|p| p.check().is_ok()) {
+            for detector in [Detector::Ssd, Detector::Accurate] {
+                assert_eq!(detector.detect_with(&photo, None, precision).unwrap().len(), 1, "{detector:?} {precision:?}");
+            }
+        }
     }
 
     #[test]
@@ -408,6 +480,26 @@ mod tests {
         let tilted = sloped(20.0);
         let turned = crop_face_turned(&photo, &tilted, tilted.crop_margin(), 20f32.to_radians());
         assert_eq!(&tilted.framed_crops(&photo)[FACE_SIZE * FACE_SIZE..2 * FACE_SIZE * FACE_SIZE], turned.as_slice());
+    }
+
+    /// Turning only the faces' surroundings gray reads the pixels the whole gray photo gives:
+    /// faces inside, over the edges, tilted (crops turned), far apart.
+    #[test]
+    fn crops_from_the_faces_surroundings_are_those_of_the_whole_gray_photo() {
+        let photo = demo_photo();
+        let face = Detector::Yunet.detect(&photo).unwrap()[0];
+        let mut tilted = face;
+        let [right_eye, ..] = face.landmarks.unwrap();
+        tilted.landmarks.as_mut().unwrap()[1] = [right_eye[0] + 40.0, right_eye[1] + 15.0];
+        let corner = FaceBox { x: 0, y: 430, width: 90, height: 82, landmarks: None, ..face };
+        let right_edge = FaceBox { x: 480, y: 200, width: 32, height: 40, detector: Some(Detector::Ssd), ..corner };
+        let gray = photo.to_luma8();
+        for faces in [vec![face], vec![tilted], vec![corner], vec![right_edge, face], vec![corner, tilted, right_edge]] {
+            let whole: Vec<u8> = faces.iter().flat_map(|f| f.framed_crops(&gray)).collect();
+            assert_eq!(framed_crops_of_faces(&photo, &faces), whole, "{faces:?}");
+        }
+        assert!(tilted.leveling_angle() != 0.0);
+        assert!(framed_crops_of_faces(&photo, &[]).is_empty());
     }
 
     #[test]
