@@ -64,6 +64,14 @@ fn multiply_add<const FUSED: bool>(acc: f32, a: f32, b: f32) -> f32 {
     }
 }
 
+/// `acc` plus `input` times `weights`, lane by lane.
+#[inline(always)]
+fn add_products<const C: usize, const FUSED: bool>(acc: &mut [f32; C], input: &[f32; C], weights: &[f32; C]) {
+    for ((a, v), w) in acc.iter_mut().zip(input).zip(weights) {
+        *a = multiply_add::<FUSED>(*a, *v, *w);
+    }
+}
+
 /// A 1x1 convolution with bias; `weight` is `[cin][cout]`.
 struct Pointwise {
     cin: usize,
@@ -179,25 +187,15 @@ impl Depthwise {
                     for (ky, row_taps) in taps.chunks_exact(3).enumerate() {
                         let row = &x.data[((oy + ky - 1) * width + ox - 1) * C..][..3 * C];
                         for (input, w) in row.chunks_exact(C).zip(row_taps) {
-                            let input: &[f32; C] = input.try_into().expect("C inputs");
-                            for ((a, v), w) in acc.iter_mut().zip(input).zip(w.iter()) {
-                                *a = multiply_add::<FUSED>(*a, *v, *w);
-                            }
+                            add_products::<C, FUSED>(&mut acc, input.try_into().expect("C inputs"), w);
                         }
                     }
-                    if self.relu {
-                        acc.iter_mut().for_each(|a| *a = a.max(0.0));
-                    }
-                    out.extend_from_slice(&acc);
-                    continue;
-                }
-                for ky in 0..3 {
-                    let Some(iy) = (oy + ky).checked_sub(1).filter(|&iy| iy < height) else { continue };
-                    for kx in 0..3 {
-                        let Some(ix) = (ox + kx).checked_sub(1).filter(|&ix| ix < width) else { continue };
-                        let input: &[f32; C] = x.data[(iy * width + ix) * C..][..C].try_into().expect("C inputs");
-                        for ((a, v), w) in acc.iter_mut().zip(input).zip(taps[ky * 3 + kx]) {
-                            *a = multiply_add::<FUSED>(*a, *v, *w);
+                } else {
+                    for ky in 0..3 {
+                        let Some(iy) = (oy + ky).checked_sub(1).filter(|&iy| iy < height) else { continue };
+                        for kx in 0..3 {
+                            let Some(ix) = (ox + kx).checked_sub(1).filter(|&ix| ix < width) else { continue };
+                            add_products::<C, FUSED>(&mut acc, x.data[(iy * width + ix) * C..][..C].try_into().expect("C inputs"), taps[ky * 3 + kx]);
                         }
                     }
                 }
@@ -255,6 +253,17 @@ impl Stem {
         self.pixels::<false>(x, out)
     }
 
+    /// `acc` plus tap (`ky`, `kx`)'s weights times `pixel`'s three channels.
+    #[inline(always)]
+    fn add_tap<const FUSED: bool>(&self, acc: &mut [f32; Self::OUT], ky: usize, kx: usize, pixel: &[f32]) {
+        for (channel, v) in pixel.iter().enumerate() {
+            let w: &[f32; Self::OUT] = self.weight[((channel * 3 + ky) * 3 + kx) * Self::OUT..][..Self::OUT].try_into().expect("16 weights");
+            for (a, w) in acc.iter_mut().zip(w) {
+                *a = multiply_add::<FUSED>(*a, *v, *w);
+            }
+        }
+    }
+
     #[inline(always)]
     fn pixels<const FUSED: bool>(&self, x: &Map, out: &mut Vec<f32>) {
         let width = x.width / 2;
@@ -263,32 +272,20 @@ impl Stem {
             let (oy, ox) = (i / width, i % width);
             let mut acc = *bias;
             if oy >= 1 && 2 * oy + 1 < x.height && ox >= 1 && 2 * ox + 1 < x.width {
-                // Inside the padding: a 3x3 patch of 3 channels, nine values a row, no bounds to test.
+                // Inside the padding: three pixels a row, no bounds to test.
                 for ky in 0..3 {
                     let row = &x.data[((2 * oy + ky - 1) * x.width + 2 * ox - 1) * 3..][..9];
-                    for (k, v) in row.iter().enumerate() {
-                        let (kx, channel) = (k / 3, k % 3);
-                        let w: &[f32; Self::OUT] = self.weight[((channel * 3 + ky) * 3 + kx) * Self::OUT..][..Self::OUT].try_into().expect("16 weights");
-                        for (a, w) in acc.iter_mut().zip(w) {
-                            *a = multiply_add::<FUSED>(*a, *v, *w);
-                        }
+                    for (kx, pixel) in row.chunks_exact(3).enumerate() {
+                        self.add_tap::<FUSED>(&mut acc, ky, kx, pixel);
                     }
                 }
-                acc.iter_mut().for_each(|a| *a = a.max(0.0));
-                out.extend_from_slice(&acc);
-                continue;
-            }
-            for ky in 0..3 {
-                // The zero padding is 1 on each side.
-                let Some(iy) = (2 * oy + ky).checked_sub(1).filter(|&iy| iy < x.height) else { continue };
-                for kx in 0..3 {
-                    let Some(ix) = (2 * ox + kx).checked_sub(1).filter(|&ix| ix < x.width) else { continue };
-                    let pixel = &x.data[(iy * x.width + ix) * 3..][..3];
-                    for (channel, v) in pixel.iter().enumerate() {
-                        let w = &self.weight[((channel * 3 + ky) * 3 + kx) * Self::OUT..][..Self::OUT];
-                        for (a, w) in acc.iter_mut().zip(w) {
-                            *a = multiply_add::<FUSED>(*a, *v, *w);
-                        }
+            } else {
+                for ky in 0..3 {
+                    // The zero padding is 1 on each side.
+                    let Some(iy) = (2 * oy + ky).checked_sub(1).filter(|&iy| iy < x.height) else { continue };
+                    for kx in 0..3 {
+                        let Some(ix) = (2 * ox + kx).checked_sub(1).filter(|&ix| ix < x.width) else { continue };
+                        self.add_tap::<FUSED>(&mut acc, ky, kx, &x.data[(iy * x.width + ix) * 3..][..3]);
                     }
                 }
             }
