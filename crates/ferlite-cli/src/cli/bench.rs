@@ -122,6 +122,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let mut jpeg = Vec::new();
         photo.to_rgb8().write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)?;
         let detectors = if args.detector.is_empty() { vec![Detector::Yunet, Detector::Accurate, Detector::Ssd, Detector::Seeta, Detector::Mmod] } else { args.detector.clone() };
+        let (decode, _, _) = time(args.repeats * 5, || {
+            std::hint::black_box(ferlite::image_io::decode_bytes(&jpeg, u64::MAX).ok());
+        });
+        println!("photo  640x480 JPEG: {:.1} ms to decode", decode * 1e3);
         for &precision in &precisions {
             let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
             let label = precision_flag(precision).map_or(String::new(), |flag| format!(", {flag}"));
