@@ -305,6 +305,9 @@ pub fn framed_crops_of_faces(photo: &DynamicImage, faces: &[FaceBox]) -> Vec<u8>
         return faces.iter().flat_map(|f| f.framed_crops(gray)).collect();
     }
     let (width, height) = (photo.width() as i64, photo.height() as i64);
+    if width == 0 || height == 0 {
+        return Vec::new();
+    }
     let Some([x0, y0, x1, y1]) = faces.iter().map(FaceBox::crop_reach).reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]) else {
         return Vec::new();
     };
@@ -500,6 +503,7 @@ mod tests {
         }
         assert!(tilted.leveling_angle() != 0.0);
         assert!(framed_crops_of_faces(&photo, &[]).is_empty());
+        assert!(framed_crops_of_faces(&DynamicImage::new_rgb8(0, 0), &[face]).is_empty());
     }
 
     #[test]
