@@ -814,3 +814,18 @@ fn log_format_json_writes_one_json_object_a_line() {
     let lines: Vec<serde_json::Value> = stderr(&o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     assert!(lines.iter().any(|l| l["level"] == "INFO" && l["fields"]["message"].as_str().unwrap().contains("annotated image written")), "{lines:?}");
 }
+
+/// The weights' average is on by default (the embedded model's recipe); `--ema 0` turns it off,
+/// `--ema-from` moves its start, and asking for a start with no average is an error.
+#[test]
+fn train_averages_the_weights_unless_told_ema_0() {
+    let config = |extra: &[&str]| -> serde_json::Value {
+        let o = ferlite(&[&["train", "--print-config"], extra].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    assert_eq!(config(&[])["weight_averaging"], serde_json::json!({"decay": 0.9995, "start_epoch": 1}));
+    assert!(config(&["--ema", "0"])["weight_averaging"].is_null());
+    assert_eq!(config(&["--ema", "0.999", "--ema-from", "3"])["weight_averaging"], serde_json::json!({"decay": 0.999, "start_epoch": 3}));
+    assert_clean_error(&ferlite(&["train", "--print-config", "--ema", "0", "--ema-from", "3"]), &["--ema-from"]);
+}

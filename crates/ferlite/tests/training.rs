@@ -16,6 +16,8 @@ fn small_config(epochs: usize) -> TrainConfig {
         epochs,
         batch_size: 16,
         lr: 0.05,
+        // A few hundred steps: an average over ~2,000 would still be the first epoch's weights.
+        weight_averaging: None,
         ..TrainConfig::default()
     }
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// FER2013 as `fer2013.csv` or an image-folder root holding `train/` and `val/`.
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "print_config"])]
     data: Option<PathBuf>,
     /// Validation data when it is not the `val` split of --data (a CSV or a class-folder tree).
     #[arg(long)]
@@ -32,7 +32,7 @@ pub struct TrainArgs {
     /// Print the effective config as JSON and exit.
     #[arg(long)]
     print_config: bool,
-    /// Epochs to train (default 80); with --resume, a new total to go on to.
+    /// Epochs to train (default 150); with --resume, a new total to go on to.
     #[arg(long)]
     epochs: Option<usize>,
     /// Faces per optimiser step (default 64).
@@ -83,12 +83,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "W", default_value_t = 0.5, requires = "teacher")]
     distill_weight: f32,
     /// Validate and save a moving average of the weights, updated after every step with this
-    /// decay (e.g. 0.9998: about the last 5,000 steps); the default is none.
+    /// decay (default 0.9995: about the last 2,000 steps); 0 turns the average off.
     #[arg(long, value_name = "DECAY")]
     ema: Option<f32>,
     /// The first epoch whose steps the moving average takes in (default 1).
-    #[arg(long, value_name = "EPOCH", default_value_t = 1, requires = "ema")]
-    ema_from: usize,
+    #[arg(long, value_name = "EPOCH")]
+    ema_from: Option<usize>,
     #[command(flatten)]
     data_args: DataArgs,
 }
@@ -137,8 +137,14 @@ impl TrainArgs {
         if let Some(t) = &self.teacher {
             c.distillation = Some(Distillation { teacher: t.display().to_string(), weight: self.distill_weight });
         }
-        if let Some(decay) = self.ema {
-            c.weight_averaging = Some(WeightAveraging { decay, start_epoch: self.ema_from });
+        match self.ema {
+            Some(0.0) => c.weight_averaging = None,
+            Some(decay) => c.weight_averaging = Some(WeightAveraging { decay, start_epoch: 1 }),
+            None => {}
+        }
+        if let Some(epoch) = self.ema_from {
+            let averaging = c.weight_averaging.as_mut().context("--ema-from needs a moving average (--ema 0 turns it off)")?;
+            averaging.start_epoch = epoch;
         }
         // Before --print-config shows it (Trainer::start checks again, for library callers).
         c.check().map_err(|problem| anyhow::anyhow!("training config: {problem}"))?;
