@@ -61,7 +61,9 @@ impl Streams {
         stream.tracker.update(time, faces);
     }
 
-    pub fn len(&self) -> usize {
+    /// How many streams are followed (the tests' view of the bound).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.streams.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

@@ -23,6 +23,9 @@ use common::{is_at, paste_grid, PER_ROW};
 const SEETA_FLOOR: f64 = 0.5;
 const MMOD_FLOOR: f32 = -1.0;
 
+/// A detector under calibration: its raw-scored boxes in a photo.
+type DetectFn = dyn FnMut(&DynamicImage) -> Vec<FaceBox>;
+
 fn main() -> anyhow::Result<()> {
     let root = std::env::args().nth(1).unwrap_or_else(|| "../shared/data/fer2013".into());
     let faces: usize = std::env::args().nth(2).map_or(Ok(1080), |n| n.parse())?;
@@ -30,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let set = load(std::path::Path::new(&root), Some(Split::Val), BadInput::Abort)?;
     let mut seeta = SeetaDetector::with_min_raw_score(SEETA_FLOOR)?;
     let mmod = MmodDetector::new()?;
-    let mut detectors: [(&str, Box<dyn FnMut(&DynamicImage) -> Vec<FaceBox>>); 2] = [
+    let mut detectors: [(&str, Box<DetectFn>); 2] = [
         ("seeta", Box::new(move |photo| seeta.detect(&photo.to_luma8()))),
         ("mmod", Box::new(move |photo| mmod.detect(&photo.to_rgb8(), MMOD_FLOOR))),
     ];

@@ -63,18 +63,12 @@ pub struct FaceResult {
 
 /// How to find the faces in an image (`predict --faces --detector --min-face-score`, and the
 /// service's query of the same names).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FaceSearch {
     pub mode: FaceMode,
     pub detector: Detector,
     /// Lowest confidence (0-1) of a face kept (`None`: each detector's own threshold).
     pub min_face_score: Option<f32>,
-}
-
-impl Default for FaceSearch {
-    fn default() -> Self {
-        FaceSearch { mode: FaceMode::default(), detector: Detector::default(), min_face_score: None }
-    }
 }
 
 /// Every face in `photo` (largest first) with its emotion. An empty list means no face was found.

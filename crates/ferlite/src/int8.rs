@@ -233,6 +233,7 @@ fn to_u8(v: f32) -> u8 {
     // rounding mode (`round_ties_even` may be a libm call).
     const ROUNDER: f32 = 8_388_608.0;
     // `max` then `min` turn NaN into 0 (`clamp` would keep it).
+    #[allow(clippy::manual_clamp)]
     let rounded = (v.max(0.0).min(255.0) + ROUNDER) - ROUNDER;
     // SAFETY: `rounded` is a whole number in 0..=255. Unchecked, the conversion vectorises; the
     // saturating `as` is a scalar instruction a value (half the int8 stem's time).

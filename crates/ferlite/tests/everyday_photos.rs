@@ -11,7 +11,9 @@ use ferlite_testkit as common;
 use ferlite::faces::{Detector, FaceBox};
 use std::path::PathBuf;
 
-type Boxes = &'static [(u32, u32, u32, u32)];
+/// A box as `(x, y, width, height)`.
+type Rect = (u32, u32, u32, u32);
+type Boxes = &'static [Rect];
 
 /// face-api 1.7.15's own SSD MobileNet v1 on each photo (`tests/face-api/detect.js`, tfjs CPU
 /// backend, minConfidence 0.5): `(x, y, width, height)` in the photo's pixels, rounded.
@@ -35,7 +37,7 @@ fn iou(a: &FaceBox, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
 }
 
 /// face-api's boxes scaled by `scale`, and the default detector's faces in the photo resized by it.
-fn faces_at_scale(demo: &std::path::Path, file: &str, expected: Boxes, scale: f64) -> (Vec<FaceBox>, Vec<(u32, u32, u32, u32)>) {
+fn faces_at_scale(demo: &std::path::Path, file: &str, expected: Boxes, scale: f64) -> (Vec<FaceBox>, Vec<Rect>) {
     let photo = image::open(demo.join(file)).unwrap();
     let photo = if scale == 1.0 {
         photo
