@@ -6,6 +6,7 @@
 
 use ferlite::data::{load, BadInput, Split};
 use ferlite::emotion::EMOTIONS;
+use ferlite::eval::metrics::argmax_rows;
 use ferlite::predict::{Predictor, Tta};
 use std::path::Path;
 
@@ -16,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     let set = load(Path::new(&args[0]), Some(split), BadInput::Abort)?;
     let classes = EMOTIONS.len();
     let accuracy = |probs: &[f32]| {
-        let right = probs.chunks(classes).zip(&set.labels).filter(|(row, &label)| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(k, _)| k) == Some(label as usize)).count();
+        let right = argmax_rows(probs, classes).iter().zip(&set.labels).filter(|(k, &label)| **k == label as usize).count();
         100.0 * right as f64 / set.len() as f64
     };
     let mut sum = vec![0f32; set.len() * classes];

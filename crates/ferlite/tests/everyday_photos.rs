@@ -30,7 +30,7 @@ fn face_api_demo() -> Option<PathBuf> {
     common::outside_data("crates/ferlite/tests/face-api/node_modules/@vladmandic/face-api/demo", "sample1.jpg", "npm ci --prefix crates/ferlite/tests/face-api", common::Provided::ByCi)
 }
 
-fn iou(a: &FaceBox, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
+fn iou(a: &FaceBox, (x, y, w, h): Rect) -> f64 {
     let overlap = |a0: u32, a1: u32, b0: u32, b1: u32| a1.min(b1).saturating_sub(a0.max(b0)) as f64;
     let shared = overlap(a.x, a.x + a.width, x, x + w) * overlap(a.y, a.y + a.height, y, y + h);
     shared / ((a.width * a.height + w * h) as f64 - shared)
