@@ -126,8 +126,8 @@ fn fast_path_predicts_what_the_framework_predicts_on_all_of_val() {
 /// Labels: cropping the photo where each face was pasted must give the original's probabilities
 /// back to within 0.15 (the crop and resampling path: upscaled 3x, then shrunk again). Through the
 /// detector's box the framing differs (box side sd 0.13 of the face) and the label moves more
-/// often; each face is classified at three framings (`faces::FRAMING_SCALES`) for that, and one
-/// disagreement with the original's label is allowed.
+/// often; a face the model is unsure of is classified at three framings (`faces::FRAMING_SCALES`)
+/// for that, and one disagreement with the original's label is allowed.
 #[test]
 fn composite_of_fer_faces_finds_each_face_and_agrees_with_the_crops() {
     let Some(root) = shared_fer2013() else { return };

@@ -28,13 +28,17 @@ pub struct BenchArgs {
     /// Also print where one batch-1 inference spends its time, layer by layer (fast path).
     #[arg(long)]
     layers: bool,
-    /// Also time the whole job of a video frame (decode, detect, crop, classify) on this photo,
-    /// resized to 640x480 and encoded as a JPEG, e.g. assets/demo/astronaut.jpg.
+    /// Also time the whole job of a video frame (decode, detect, crop, classify with the embedded
+    /// model) on this photo, resized to 640x480 and encoded as a JPEG, e.g. assets/demo/astronaut.jpg.
     #[arg(long, value_name = "FILE")]
     photo: Option<std::path::PathBuf>,
     /// The face detectors to time with --photo (repeat the flag; default: every one).
     #[arg(long, value_enum, requires = "photo")]
     detector: Vec<Detector>,
+    /// Test-time augmentation of the faces in the --photo job (as `predict --tta`, whose default
+    /// it has).
+    #[arg(long, value_enum, default_value_t = Tta::default(), requires = "photo")]
+    tta: Tta,
 }
 
 /// Median and spread of repeated timings.
@@ -127,13 +131,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         });
         println!("photo  640x480 JPEG: {:.1} ms to decode", decode * 1e3);
         for &precision in &precisions {
-            let predictor = ferlite::predict::Predictor::new(net.clone()).with_precision(precision)?;
+            // The embedded model, not the random weights above: how many framings a face takes
+            // depends on how sure the model is (`analyze::OTHER_FRAMINGS_BELOW`).
+            let predictor = ferlite::predict::Predictor::load(None)?.with_precision(precision)?;
             let label = precision_flag(precision).map_or(String::new(), |flag| format!(", {flag}"));
             for &detector in &detectors {
                 let search = FaceSearch { mode: FaceMode::Detect, detector, ..FaceSearch::default() };
                 let job = || -> Result<usize> {
                     let frame = ferlite::image_io::decode_bytes(&jpeg, u64::MAX)?;
-                    Ok(analyze(&predictor, &frame, search, Tta::None)?.len())
+                    Ok(analyze(&predictor, &frame, search, args.tta)?.len())
                 };
                 // Once outside the timing, so that a detector's error is reported, not timed.
                 let faces = job().with_context(|| format!("{detector:?} detector"))?;
@@ -144,7 +150,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                     std::hint::black_box(detector.detect_with(&photo, None, precision).ok());
                 });
                 println!(
-                    "photo  640x480 JPEG, {detector:?} detector{label}, {faces} face(s): {:.1} ms decode + detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms",
+                    "photo  640x480 JPEG, {detector:?} detector{label}, {faces} face(s), --tta {}: {:.1} ms decode + detect + crop + classify ({:.1}..{:.1}), of which detection {:.1} ms",
+                    clap::ValueEnum::to_possible_value(&args.tta).expect("a flag value").get_name(),
                     med * 1e3,
                     lo * 1e3,
                     hi * 1e3,
