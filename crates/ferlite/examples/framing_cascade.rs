@@ -21,6 +21,9 @@ use rand::{Rng, SeedableRng};
 mod common;
 use common::{box_at, paste_grid_tilted, PER_ROW};
 
+/// Index in `FRAMING_SCALES` of the detector's own framing (scale 1), as in `classify_detected`.
+const OWN_FRAMING: usize = 1;
+
 /// One found face: its true class, its probabilities at each framing (plain, then mirrored), and
 /// the labels `classify_detected` gave it without and with the mirror.
 struct Found {
@@ -69,13 +72,16 @@ fn main() -> anyhow::Result<()> {
         let all: Vec<f32> = found.iter().flat_map(|f| mean((0..FRAMING_SCALES.len()).map(|k| framing(f, k)).collect())).collect();
         let all_labels = argmax_rows(&all, NUM_CLASSES);
         let right_all = found.iter().zip(&all_labels).filter(|(f, l)| f.truth == **l).count();
+        // `classify_detected`'s rule at `threshold`: the face's label, and whether the own framing sufficed.
+        let by_rule = |f: &Found, all_label: usize, threshold: f32| -> (usize, bool) {
+            let own = framing(f, OWN_FRAMING);
+            let sure = own.iter().any(|&p| p >= threshold);
+            (if sure { argmax_rows(&own, NUM_CLASSES)[0] } else { all_label }, sure)
+        };
         for threshold in [0.5f32, 0.6, 0.7, 0.8, 0.9] {
             let (mut right, mut same, mut passes) = (0, 0, 0);
             for (f, all_label) in found.iter().zip(&all_labels) {
-                let own = framing(f, 1);
-                let sure = own.iter().any(|&p| p >= threshold);
-                let chosen = if sure { own } else { mean((0..FRAMING_SCALES.len()).map(|k| framing(f, k)).collect()) };
-                let label = argmax_rows(&chosen, NUM_CLASSES)[0];
+                let (label, sure) = by_rule(f, *all_label, threshold);
                 passes += views * if sure { 1 } else { FRAMING_SCALES.len() };
                 right += usize::from(label == f.truth);
                 same += usize::from(label == *all_label);
@@ -84,11 +90,7 @@ fn main() -> anyhow::Result<()> {
         }
         // The library at its threshold against the rule simulated here.
         let library_right = found.iter().filter(|f| f.library[usize::from(mirror)] == f.truth).count();
-        let simulated_same = found.iter().zip(&all_labels).filter(|(f, l)| {
-            let own = framing(f, 1);
-            let label = if own.iter().any(|&p| p >= OTHER_FRAMINGS_BELOW) { argmax_rows(&own, NUM_CLASSES)[0] } else { **l };
-            label == f.library[usize::from(mirror)]
-        }).count();
+        let simulated_same = found.iter().zip(&all_labels).filter(|(f, l)| by_rule(f, **l, OTHER_FRAMINGS_BELOW).0 == f.library[usize::from(mirror)]).count();
         println!("`classify_detected`, --tta {name}, threshold {OTHER_FRAMINGS_BELOW}: {:.2}% right; its label is the rule's for {:.2}% of faces", pct(library_right), pct(simulated_same));
     }
     Ok(())
