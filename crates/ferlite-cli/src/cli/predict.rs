@@ -7,7 +7,9 @@ use ferlite::image_io::{for_each_gif_frame, is_animated_gif, is_image_file, open
 use ferlite::predict::{Predictor, Tta};
 use ferlite::track::Tracker;
 use ferlite::video::{is_video_file, probe, FrameReader, VideoWriter, VIDEO_EXTENSIONS};
+use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::Write;
@@ -152,16 +154,21 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         sink.error(path, problem)?;
     }
     let mut annotations = Annotations { force: args.force, written: HashSet::new() };
-    for input in &files {
-        let file = &input.path;
-        let annotate_to = args.annotate.as_ref().map(|target| annotation_path(target, one_file, input));
-        if let Err(e) = predict_file(&predictor, file, &args, annotate_to.as_deref(), &mut annotations, &mut sink, &progress) {
-            failures += 1;
-            let message = format!("{e:#}");
-            progress.suspend(|| eprintln!("error: {message}"));
-            sink.error(file, &message)?;
+    // Still images are decoded and analysed a core's worth at a time, one per core (a face's
+    // network is too small to share out well), then written in order.
+    for chunk in files.chunks(rayon::current_num_threads()) {
+        let stills: Vec<Option<Result<Still>>> = chunk.par_iter().map(|input| analyse_still(&predictor, &input.path, &args)).collect();
+        for (input, still) in chunk.iter().zip(stills) {
+            let file = &input.path;
+            let annotate_to = args.annotate.as_ref().map(|target| annotation_path(target, one_file, input));
+            if let Err(e) = predict_file(&predictor, file, still, &args, annotate_to.as_deref(), &mut annotations, &mut sink, &progress) {
+                failures += 1;
+                let message = format!("{e:#}");
+                progress.suspend(|| eprintln!("error: {message}"));
+                sink.error(file, &message)?;
+            }
+            progress.inc(1);
         }
-        progress.inc(1);
     }
     progress.finish_and_clear();
     sink.finish()?;
@@ -178,38 +185,57 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// One input file: a still image, or every frame of an animated GIF.
-fn predict_file(predictor: &Predictor, file: &Path, args: &PredictArgs, annotate_to: Option<&Path>, annotations: &mut Annotations, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
+/// A still image and its faces.
+type Still = (DynamicImage, Vec<FaceResult>);
+
+/// `file` decoded and analysed when it is a still image (on any thread); `None` for a video or an
+/// animated GIF, whose frames [`predict_file`] analyses in order.
+fn analyse_still(predictor: &Predictor, file: &Path, args: &PredictArgs) -> Option<Result<Still>> {
+    if is_video_file(file) || is_animated_gif(file) {
+        return None;
+    }
+    let analysed = || -> Result<Still> {
+        let photo = open_image(file)?;
+        let faces = analyze(predictor, &photo, args.face_search(), args.tta).with_context(|| file.display().to_string())?;
+        Ok((photo, faces))
+    };
+    Some(analysed())
+}
+
+/// One input file: a still image analysed by [`analyse_still`], or every frame of a video or an
+/// animated GIF.
+#[allow(clippy::too_many_arguments)] // the loop's state, passed down as it is
+fn predict_file(predictor: &Predictor, file: &Path, still: Option<Result<Still>>, args: &PredictArgs, annotate_to: Option<&Path>, annotations: &mut Annotations, sink: &mut Sink, progress: &ProgressBar) -> Result<()> {
+    if let Some(still) = still {
+        let (photo, faces) = still?;
+        progress.suspend(|| sink.faces(file, None, (photo.width(), photo.height()), &faces))?;
+        return annotate_to.map_or(Ok(()), |out| annotations.draw(&photo, &faces, out));
+    }
     if is_video_file(file) {
         return predict_video(predictor, file, args, annotate_to, annotations, sink, progress);
     }
-    if is_animated_gif(file) {
-        let max_frames = args.max_frames.unwrap_or(GIF_MAX_FRAMES);
-        // GIF frames carry their own delays; tracks are kept at a nominal 10 frames a second.
-        let mut tracker = Tracker::new(args.smooth);
-        let read = for_each_gif_frame(file, max_frames as usize, |frame, image| {
-            let started = std::time::Instant::now();
-            let mut faces = analyze(predictor, &image, args.face_search(), args.tta)?;
-            let time = frame as f64 / 10.0;
-            tracker.update(time, &mut faces);
-            let at = FrameAt { index: frame as u64, time: None, analysis: started.elapsed() };
-            progress.suspend(|| sink.faces(file, Some(at), (image.width(), image.height()), &faces))?;
-            // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
-            annotate_to.map_or(Ok(()), |out| annotations.draw(&image, &faces, &frame_path(out, frame)))
-        })?;
-        let name = file.display();
-        if !read.skipped.is_empty() {
-            progress.suspend(|| tracing::warn!("{name}: skipped {} frames of no pixels (frames {:?})", read.skipped.len(), read.skipped));
-        }
-        if read.more_frames {
-            progress.suspend(|| tracing::warn!("{name}: analysed its first {max_frames} frames and left the rest (raise --max-frames for more)"));
-        }
-        return Ok(());
+    // An animated GIF (`analyse_still` took every other image).
+    let max_frames = args.max_frames.unwrap_or(GIF_MAX_FRAMES);
+    // GIF frames carry their own delays; tracks are kept at a nominal 10 frames a second.
+    let mut tracker = Tracker::new(args.smooth);
+    let read = for_each_gif_frame(file, max_frames as usize, |frame, image| {
+        let started = std::time::Instant::now();
+        let mut faces = analyze(predictor, &image, args.face_search(), args.tta)?;
+        let time = frame as f64 / 10.0;
+        tracker.update(time, &mut faces);
+        let at = FrameAt { index: frame as u64, time: None, analysis: started.elapsed() };
+        progress.suspend(|| sink.faces(file, Some(at), (image.width(), image.height()), &faces))?;
+        // One drawing per frame: `out.png` becomes `out.frame0000.png`, `out.frame0001.png`, ...
+        annotate_to.map_or(Ok(()), |out| annotations.draw(&image, &faces, &frame_path(out, frame)))
+    })?;
+    let name = file.display();
+    if !read.skipped.is_empty() {
+        progress.suspend(|| tracing::warn!("{name}: skipped {} frames of no pixels (frames {:?})", read.skipped.len(), read.skipped));
     }
-    let photo = open_image(file)?;
-    let faces = analyze(predictor, &photo, args.face_search(), args.tta).with_context(|| file.display().to_string())?;
-    progress.suspend(|| sink.faces(file, None, (photo.width(), photo.height()), &faces))?;
-    annotate_to.map_or(Ok(()), |out| annotations.draw(&photo, &faces, out))
+    if read.more_frames {
+        progress.suspend(|| tracing::warn!("{name}: analysed its first {max_frames} frames and left the rest (raise --max-frames for more)"));
+    }
+    Ok(())
 }
 
 /// Every frame of a video (or `--fps` a second), through FFmpeg: a record per frame, faces
